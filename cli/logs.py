@@ -1,0 +1,7 @@
+"""Placeholder: this command group is being built (see the issues)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,80 @@
+"""Where each rendition's pixels come from and where they land: pure arithmetic.
+
+Fit modes follow sharp / imgproxy:
+
+- ``inside``  fit within width x height, keep the aspect ratio (no padding);
+- ``contain`` fit within the box, then pad to exactly width x height;
+- ``cover``   fill the box, crop the overflow at ``gravity``;
+- ``fill``    stretch to exactly width x height.
+
+Unless ``enlarge`` is set, no mode scales a source up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.recipe import Rendition
+
+
+@dataclass(frozen=True)
+class Geometry:
+    box: tuple[float, float, float, float]  # region of the source to resample (source pixels)
+    size: tuple[int, int]  # that region's size after resampling
+    canvas: tuple[int, int] | None = None  # contain: final padded size
+    offset: tuple[int, int] = (0, 0)  # where the resampled region sits on the canvas
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        return self.canvas or self.size
+
+    @property
+    def scale(self) -> float:
+        """Largest linear scale factor applied to the source region."""
+        bw, bh = self.box[2] - self.box[0], self.box[3] - self.box[1]
+        return max(self.size[0] / bw, self.size[1] / bh)
+
+
+def _align(free: float, gravity: str, low: str, high: str) -> float:
+    """Offset within ``free`` spare pixels: 0 toward ``low``, all toward ``high``."""
+    if low in gravity:
+        return 0.0
+    if high in gravity:
+        return free
+    return free / 2
+
+
+def gravity_offset(free_w: float, free_h: float, gravity: str) -> tuple[float, float]:
+    """Top-left offset of an item with ``free_w`` x ``free_h`` spare pixels around it."""
+    return _align(free_w, gravity, "west", "east"), _align(free_h, gravity, "north", "south")
+
+
+def _fit_scale(w: int, h: int, r: Rendition, cover: bool) -> float:
+    ratios = [t / s for t, s in ((r.width, w), (r.height, h)) if t]
+    if not ratios:
+        return 1.0
+    scale = max(ratios) if cover else min(ratios)
+    return scale if r.enlarge else min(scale, 1.0)
+
+
+def plan(w: int, h: int, r: Rendition) -> Geometry:
+    """Geometry of rendition ``r`` for a ``w`` x ``h`` (already oriented) source."""
+    full = (0.0, 0.0, float(w), float(h))
+    if r.fit == "fill":
+        tw, th = r.width or w, r.height or h
+        if not r.enlarge:
+            tw, th = min(tw, w), min(th, h)
+        return Geometry(full, (tw, th))
+    if r.fit == "cover":
+        scale = _fit_scale(w, h, r, cover=True)
+        out_w = min(r.width, max(1, round(w * scale)))
+        out_h = min(r.height, max(1, round(h * scale)))
+        src_w, src_h = min(w, out_w / scale), min(h, out_h / scale)
+        x, y = gravity_offset(w - src_w, h - src_h, r.gravity)
+        return Geometry((x, y, x + src_w, y + src_h), (out_w, out_h))
+    scale = _fit_scale(w, h, r, cover=False)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if r.fit == "contain":
+        x, y = gravity_offset(r.width - size[0], r.height - size[1], r.gravity)
+        return Geometry(full, size, (r.width, r.height), (round(x), round(y)))
+    return Geometry(full, size)

@@ -1,0 +1,137 @@
+"""The engine's public entry point: source bytes + renditions -> encoded renditions.
+
+The same function serves ``imgproc process``, the Lambda handler and the API,
+so the same bytes and preset give the same output bytes everywhere.
+
+Example::
+
+    from core.pipeline import render
+    from core.recipe import builtin_config
+
+    config = builtin_config()
+    result = render(open("cat.jpg", "rb").read(), config.select(["thumb"]), config.limits, name="cat.jpg")
+    for out in result.outputs:
+        print(out.rendition.label, out.width, out.height, len(out.data))
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from PIL import Image, ImageSequence
+
+from core import codec, geometry, steps
+from core.codec import SourceInfo
+from core.errors import OutputTooLarge
+from core.recipe import Limits, Rendition
+
+
+@dataclass(frozen=True)
+class Output:
+    rendition: Rendition
+    data: bytes
+    width: int
+    height: int
+    ms_transform: float
+    ms_encode: float
+
+    @property
+    def bytes(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    source: SourceInfo
+    outputs: tuple[Output, ...]  # in the order the renditions were given
+    ms_decode: float
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
+
+
+def render(data: bytes, renditions: tuple[Rendition, ...], limits: Limits, name: str = "image") -> RenderResult:
+    """Decode ``data`` once and produce every rendition, largest first.
+
+    Raises a subclass of ``core.errors.ImgprocError`` with a one-line message
+    naming ``name`` when a limit refuses the source or it cannot be decoded.
+    """
+    codec.check_codecs(renditions)
+    started = time.perf_counter()
+    img, info = codec.open_source(data, limits, name)
+    plans = [geometry.plan(info.width, info.height, r) for r in renditions]
+    _check_output_sizes(plans, renditions, limits, name)
+    animate = info.frames > 1 and any(r.animated for r in renditions)
+    if animate:
+        codec.check_frames(info, limits, name)
+    need = min(1.0, max(g.scale for g in plans)) if plans else 1.0
+    base = codec.decode(img, info, need, name)
+    exif = _kept_exif(base) if any(not r.strip for r in renditions) else None
+    base = codec.orient(base, info.orientation)
+    base, icc = codec.to_working_mode(base)
+    copies = steps.ScaledCopies(base, info.width, info.height)
+    ms_decode = _ms(started)
+
+    outputs: list[Output | None] = [None] * len(renditions)
+    for i in sorted(range(len(renditions)), key=lambda i: -plans[i].scale):
+        r, g = renditions[i], plans[i]
+        if animate and r.animated:
+            outputs[i] = _render_animation(img, info, r, g, exif)
+        else:
+            outputs[i] = _render_one(r, g, copies, icc, exif)
+    return RenderResult(info, tuple(outputs), ms_decode)
+
+
+def _render_one(r: Rendition, g: geometry.Geometry, copies: steps.ScaledCopies, icc, exif) -> Output:
+    t0 = time.perf_counter()
+    ctx = steps.Context(r, g, copies)
+    for step in steps.STEPS:
+        step(ctx)
+    ms_transform = _ms(t0)
+    t1 = time.perf_counter()
+    keep_icc = icc if r.keep_icc and codec.icc_matches(icc, ctx.image.mode) else None
+    data = codec.encode([ctx.image], r, keep_icc, None if r.strip else exif)
+    width, height = ctx.image.size
+    return Output(r, data, width, height, ms_transform, _ms(t1))
+
+
+def _render_animation(img: Image.Image, info: SourceInfo, r: Rendition, g: geometry.Geometry, exif) -> Output:
+    """Every frame through the same steps (no cascade: frames are small and few)."""
+    t0 = time.perf_counter()
+    frames, durations, icc = [], [], None
+    for frame in ImageSequence.Iterator(img):
+        durations.append(frame.info.get("duration", 100))
+        oriented, icc = codec.to_working_mode(codec.orient(frame.copy(), info.orientation))
+        if oriented.mode != "RGBA":
+            oriented = oriented.convert("RGBA")
+        ctx = steps.Context(r, g, steps.ScaledCopies(oriented, info.width, info.height), notes={"animated": True})
+        for step in steps.STEPS:
+            step(ctx)
+        frames.append(ctx.image)
+    ms_transform = _ms(t0)
+    t1 = time.perf_counter()
+    timing = {"duration": durations, "loop": img.info.get("loop", 0)}
+    keep_icc = icc if r.keep_icc and codec.icc_matches(icc, frames[0].mode) else None
+    data = codec.encode(frames, r, keep_icc, None if r.strip else exif, timing)
+    return Output(r, data, frames[0].width, frames[0].height, ms_transform, _ms(t1))
+
+
+def _check_output_sizes(plans, renditions, limits: Limits, name: str) -> None:
+    for g, r in zip(plans, renditions):
+        w, h = g.output_size
+        if max(w, h) > limits.max_output_dimension:
+            raise OutputTooLarge(
+                f"{name}: rendition {r.label} would be {w}x{h}, over the "
+                f"{limits.max_output_dimension}px output limit"
+            )
+
+
+def _kept_exif(img: Image.Image) -> bytes | None:
+    """EXIF for ``strip = false`` renditions, with Orientation reset (pixels are already upright)."""
+    exif = img.getexif()
+    if not exif:
+        return None
+    exif[0x0112] = 1
+    return exif.tobytes()

@@ -1,0 +1,158 @@
+"""Where sources come from and renditions go: a local folder or an S3 bucket.
+
+Both adapters are thin and share one contract (tests/test_storage_contract.py
+runs the same tests on each). The S3 adapter takes a ready boto3 client, so
+core never imports boto3 and tests can hand it a moto-backed client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+from core.errors import StorageError, TransientStorageError
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    content_type: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Storage(Protocol):
+    def read(self, key: str) -> bytes: ...
+    def head(self, key: str) -> ObjectInfo | None: ...
+    def write(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None,
+              cache_control: str | None = None) -> None: ...
+    def keys(self, prefix: str = "") -> Iterator[str]: ...
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary name in the same folder, then rename over the target.
+
+    A run killed mid-write leaves no half-written file under the real name.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LocalFolder:
+    """A folder of files; keys are '/'-separated paths relative to ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise StorageError(f"{key}: outside {self.root}")
+        return path
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except OSError as exc:
+            raise StorageError(f"{key}: cannot read ({exc.strerror})") from None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        data = path.read_bytes()
+        return ObjectInfo(key, len(data), hashlib.md5(data).hexdigest())
+
+    def write(self, key, data, content_type, metadata=None, cache_control=None) -> None:
+        try:
+            atomic_write(self._path(key), data)
+        except OSError as exc:
+            raise StorageError(f"{key}: cannot write ({exc.strerror})") from None
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        for path in sorted(self.root.rglob("*")):
+            key = path.relative_to(self.root).as_posix()
+            if path.is_file() and key.startswith(prefix):
+                yield key
+
+
+_TRANSIENT_CODES = {
+    "Throttling", "ThrottlingException", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed",
+    "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequestsException",
+}
+
+
+def _storage_error(exc: Exception, where: str) -> StorageError:
+    """Map a botocore error (duck-typed: core does not import botocore) onto ours."""
+    response: dict[str, Any] = getattr(exc, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", type(exc).__name__))
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    message = f"{where}: {code}"
+    if code in _TRANSIENT_CODES or status >= 500 or not response:
+        return TransientStorageError(message)
+    return StorageError(message)
+
+
+class S3Bucket:
+    """One bucket through an injected boto3 S3 client."""
+
+    def __init__(self, client: Any, bucket: str):
+        self.client = client
+        self.bucket = bucket
+
+    def _where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            raise _storage_error(exc, self._where(key)) from None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            err = getattr(exc, "response", {}) or {}
+            if str(err.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _storage_error(exc, self._where(key)) from None
+        return ObjectInfo(
+            key=key,
+            size=int(resp.get("ContentLength", 0)),
+            etag=str(resp.get("ETag", "")).strip('"'),
+            content_type=resp.get("ContentType", ""),
+            metadata=dict(resp.get("Metadata", {})),
+        )
+
+    def write(self, key, data, content_type, metadata=None, cache_control=None) -> None:
+        # One PutObject: S3 makes the object visible all at once, never half-written.
+        extra = {"CacheControl": cache_control} if cache_control else {}
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                Metadata=metadata or {}, **extra,
+            )
+        except Exception as exc:
+            raise _storage_error(exc, self._where(key)) from None
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield obj["Key"]
+        except Exception as exc:
+            raise _storage_error(exc, self._where(prefix)) from None
