@@ -14,6 +14,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"imgproc {version('imgproc')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """Event-driven image processing: the same presets on your laptop and in AWS Lambda."""
+
+
 # Each module adds its own commands; adding a command group is one line here.
 for module in (process, invoke, deploy, logs, local, api_cmd):
     module.register(app)

@@ -33,7 +33,7 @@ _FORMATS = {
 }
 # Only these plugins are ever asked to parse a source; the rest of Pillow's
 # format zoo (and its attack surface) stays out of reach.
-_PLUGIN_FORMATS = tuple(_FORMATS)
+_PLUGIN_FORMATS = tuple(f for f in _FORMATS if f != "MPO")  # the JPEG plugin opens MPO
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
@@ -72,12 +72,15 @@ def check_codecs(renditions: tuple[Rendition, ...]) -> None:
             )
 
 
+def check_source_size(size: int, limits: Limits, name: str) -> None:
+    """Callers that know the size first (a file's stat, S3 HeadObject) check before reading."""
+    if size > limits.max_source_bytes:
+        raise SourceTooLarge(f"{name}: {size:,} bytes exceeds the {limits.max_source_bytes:,}-byte limit")
+
+
 def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, SourceInfo]:
     """Open lazily (header only) and enforce every limit before decoding pixels."""
-    if len(data) > limits.max_source_bytes:
-        raise SourceTooLarge(
-            f"{name}: {len(data):,} bytes exceeds the {limits.max_source_bytes:,}-byte limit"
-        )
+    check_source_size(len(data), limits, name)
     if not data:
         raise NotAnImage(f"{name}: empty file")
     try:

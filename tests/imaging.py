@@ -13,17 +13,22 @@ from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 
 def photo(width: int = 640, height: int = 480, seed: int = 1, mode: str = "RGB") -> Image.Image:
-    """A photo-like image: smooth colour fields, shapes and fine grain (deterministic)."""
+    """A photo-like image: multi-scale texture, shapes and fine grain (deterministic)."""
     rng = random.Random(seed)
-    small = Image.frombytes("RGB", (8, 6), rng.randbytes(8 * 6 * 3))
-    img = small.resize((width, height), Image.Resampling.BICUBIC)
+    img = Image.new("RGB", (width, height))
+    # Octaves of smooth noise give the cloud/foliage texture of a real scene.
+    for i, cells in enumerate((4, 16, 64)):
+        cw, ch = max(2, cells), max(2, cells * height // max(1, width))
+        layer = Image.frombytes("RGB", (cw, ch), rng.randbytes(cw * ch * 3))
+        layer = layer.resize((width, height), Image.Resampling.BICUBIC)
+        img = layer if i == 0 else Image.blend(img, layer, 0.35)
     draw = ImageDraw.Draw(img)
     for _ in range(6):
         x, y = rng.randrange(width), rng.randrange(height)
         r = rng.randrange(max(2, min(width, height) // 8), max(3, min(width, height) // 3))
         draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(rng.randrange(256) for _ in range(3)))
     grain = Image.frombytes("L", (width, height), rng.randbytes(width * height)).convert("RGB")
-    img = Image.blend(img, grain, 0.08)
+    img = Image.blend(img, grain, 0.06)
     return img.convert(mode) if mode != "RGB" else img
 
 
