@@ -12,6 +12,7 @@ Unless ``enlarge`` is set, no mode scales a source up.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from core.recipe import Rendition
@@ -33,6 +34,11 @@ class Geometry:
         """Largest linear scale factor applied to the source region."""
         bw, bh = self.box[2] - self.box[0], self.box[3] - self.box[1]
         return max(self.size[0] / bw, self.size[1] / bh)
+
+
+def _round(value: float) -> int:
+    """Round half up (112.5 -> 113), as other image tools do; Python's round() is half-even."""
+    return int(math.floor(value + 0.5))
 
 
 def _align(free: float, gravity: str, low: str, high: str) -> float:
@@ -67,14 +73,14 @@ def plan(w: int, h: int, r: Rendition) -> Geometry:
         return Geometry(full, (tw, th))
     if r.fit == "cover":
         scale = _fit_scale(w, h, r, cover=True)
-        out_w = min(r.width, max(1, round(w * scale)))
-        out_h = min(r.height, max(1, round(h * scale)))
+        out_w = min(r.width, max(1, _round(w * scale)))
+        out_h = min(r.height, max(1, _round(h * scale)))
         src_w, src_h = min(w, out_w / scale), min(h, out_h / scale)
         x, y = gravity_offset(w - src_w, h - src_h, r.gravity)
         return Geometry((x, y, x + src_w, y + src_h), (out_w, out_h))
     scale = _fit_scale(w, h, r, cover=False)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    size = (max(1, _round(w * scale)), max(1, _round(h * scale)))
     if r.fit == "contain":
         x, y = gravity_offset(r.width - size[0], r.height - size[1], r.gravity)
-        return Geometry(full, size, (r.width, r.height), (round(x), round(y)))
+        return Geometry(full, size, (r.width, r.height), (_round(x), _round(y)))
     return Geometry(full, size)

@@ -1,0 +1,341 @@
+"""The engine, end to end on bytes: fit modes, orientation, modes, metadata, filters, limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import struct
+import tracemalloc
+import zlib
+
+import pytest
+from PIL import Image, ImageCms, features
+
+from core import errors
+from core.pipeline import render
+from core.recipe import Limits, Rendition, Watermark
+from imaging import (
+    decode,
+    encode,
+    jpeg_with_orientation,
+    photo,
+    psnr,
+    reference_resize,
+    stored_for_orientation,
+)
+
+LIMITS = Limits()
+
+
+def one(data: bytes, **settings) -> tuple[Image.Image, bytes]:
+    r = Rendition(name="t", **settings)
+    out = render(data, (r,), LIMITS, "test.jpg").outputs[0]
+    return decode(out.data), out.data
+
+
+# --- fit modes -----------------------------------------------------------------
+
+SRC = photo(1200, 800, seed=3)
+SRC_JPEG = encode(SRC, "JPEG", quality=95)
+
+
+@pytest.mark.parametrize(
+    "fit, box, expected",
+    [
+        ("inside", (300, 300), (300, 200)),
+        ("inside", (300, None), (300, 200)),
+        ("inside", (None, 100), (150, 100)),
+        ("contain", (300, 300), (300, 300)),
+        ("cover", (300, 300), (300, 300)),
+        ("fill", (300, 100), (300, 100)),
+        ("inside", (5000, 5000), (1200, 800)),  # never enlarges by default
+    ],
+)
+def test_fit_modes_give_the_expected_dimensions(fit, box, expected):
+    img, _ = one(SRC_JPEG, width=box[0], height=box[1], fit=fit, quality=95)
+    assert img.size == expected
+
+
+def test_inside_resize_matches_a_full_resolution_reference():
+    img, _ = one(SRC_JPEG, width=600, height=600, quality=95)
+    reference = reference_resize(decode(SRC_JPEG), (600, 400))
+    assert psnr(img, reference) > 33
+
+
+def test_cover_crops_at_the_gravity_side():
+    # Left half black, right half white: a north-west cover crop of a square keeps black.
+    src = Image.new("RGB", (400, 200), "white")
+    src.paste((0, 0, 0), (0, 0, 200, 200))
+    data = encode(src, "PNG")
+    west, _ = one(data, width=100, height=100, fit="cover", gravity="west", format="png")
+    east, _ = one(data, width=100, height=100, fit="cover", gravity="east", format="png")
+    assert west.getpixel((50, 50)) == (0, 0, 0)
+    assert east.getpixel((50, 50)) == (255, 255, 255)
+
+
+def test_contain_pads_with_the_background_colour():
+    img, _ = one(SRC_JPEG, width=300, height=300, fit="contain", background="#ff0000", format="png")
+    assert img.size == (300, 300)
+    assert img.getpixel((150, 5)) == (255, 0, 0)  # letterbox band above the 300x200 image
+    assert img.getpixel((150, 150)) != (255, 0, 0)
+
+
+def test_enlarge_scales_up_when_asked():
+    img, _ = one(encode(photo(100, 50), "PNG"), width=400, height=400, enlarge=True)
+    assert img.size == (400, 200)
+
+
+def test_cascade_of_renditions_matches_rendering_each_alone():
+    big = encode(photo(2400, 1600, seed=4), "JPEG", quality=95)
+    rs = tuple(Rendition(name=n, width=w, height=w, quality=90) for n, w in (("l", 1200), ("m", 600), ("s", 150)))
+    together = render(big, rs, LIMITS, "big.jpg").outputs
+    for r, out in zip(rs, together):
+        alone = render(big, (r,), LIMITS, "big.jpg").outputs[0]
+        assert (out.width, out.height) == (alone.width, alone.height)
+        assert psnr(decode(out.data), decode(alone.data)) > 35
+
+
+def test_same_input_gives_identical_bytes():
+    rs = (Rendition(name="a", width=300), Rendition(name="b", width=300, format="webp"))
+    first = [o.data for o in render(SRC_JPEG, rs, LIMITS, "x").outputs]
+    second = [o.data for o in render(SRC_JPEG, rs, LIMITS, "x").outputs]
+    assert first == second
+
+
+# --- orientation -------------------------------------------------------------
+
+UPRIGHT = Image.new("RGB", (60, 40), (0, 0, 255))
+UPRIGHT.paste((255, 0, 0), (0, 0, 20, 20))  # a red block marks the top-left corner
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_applied_before_resizing(orientation):
+    data = jpeg_with_orientation(stored_for_orientation(UPRIGHT, orientation), orientation)
+    img, _ = one(data, format="png")
+    assert img.size == (60, 40)
+    r, g, b = img.getpixel((5, 5))
+    assert r > 200 and b < 60, f"orientation {orientation}: top-left is {(r, g, b)}, expected red"
+    r, g, b = img.getpixel((50, 30))
+    assert b > 200 and r < 60, f"orientation {orientation}: bottom-right is {(r, g, b)}, expected blue"
+
+
+def test_rotated_source_reports_display_dimensions():
+    data = jpeg_with_orientation(stored_for_orientation(photo(300, 400), 6), 6)
+    result = render(data, (Rendition(name="t", width=150, height=150),), LIMITS, "r.jpg")
+    assert (result.source.width, result.source.height) == (300, 400)
+    assert (result.outputs[0].width, result.outputs[0].height) == (113, 150)
+
+
+# --- modes and alpha ---------------------------------------------------------
+
+
+def test_alpha_is_flattened_onto_the_background_for_jpeg():
+    src = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
+    src.paste((0, 128, 0, 255), (50, 0, 100, 100))
+    img, _ = one(encode(src, "PNG"), background="#ff00ff")
+    assert img.mode == "RGB"
+    assert max(abs(a - b) for a, b in zip(img.getpixel((10, 50)), (255, 0, 255))) < 8
+    assert max(abs(a - b) for a, b in zip(img.getpixel((90, 50)), (0, 128, 0))) < 8
+
+
+def test_alpha_survives_into_png_and_webp():
+    src = Image.new("RGBA", (80, 80), (10, 20, 30, 0))
+    for fmt in ("png", "webp"):
+        img, _ = one(encode(src, "PNG"), format=fmt)
+        assert img.mode == "RGBA" and img.getpixel((40, 40))[3] == 0
+
+
+def test_cmyk_jpeg_becomes_rgb():
+    data = encode(photo(200, 100).convert("CMYK"), "JPEG", quality=95)
+    img, _ = one(data, format="png")
+    assert img.mode == "RGB"
+    assert psnr(img, photo(200, 100)) > 25
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped():
+    src = Image.new("I;16", (64, 64), 40000)  # 40000/65535 of full scale -> about 155
+    img, _ = one(encode(src, "PNG"), format="png")
+    assert img.mode == "L"
+    assert abs(img.getpixel((10, 10)) - 155) <= 1
+
+
+def test_palette_and_la_sources_are_converted():
+    palette = photo(100, 100).convert("P", palette=Image.Palette.ADAPTIVE)
+    la = Image.new("LA", (50, 50), (128, 200))
+    assert one(encode(palette, "PNG"), format="jpeg")[0].mode == "RGB"
+    la_out, _ = one(encode(la, "PNG"), format="png")
+    assert la_out.mode == "RGBA" and la_out.getpixel((1, 1))[3] == 200
+
+
+# --- metadata ------------------------------------------------------------------
+
+
+def test_exif_and_gps_are_stripped_by_default():
+    data = jpeg_with_orientation(photo(120, 80), 1, gps=True)
+    assert Image.open(io.BytesIO(data)).getexif().get_ifd(0x8825)  # the source does carry GPS
+    for fmt in ("jpeg", "webp", "png", "avif"):
+        img, raw = one(data, format=fmt)
+        assert not img.getexif(), fmt
+        assert b"imgproc-test-camera" not in raw
+        assert b"Exif" not in raw[:4096] or fmt == "png"
+
+
+def test_xmp_is_stripped():
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><secret>gps-here</secret></x:xmpmeta>'
+    data = encode(photo(100, 100), "JPEG", xmp=xmp)
+    assert b"gps-here" in data
+    _, raw = one(data)
+    assert b"gps-here" not in raw
+
+
+def test_icc_profile_is_kept_unless_asked_not_to():
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = encode(photo(100, 100), "JPEG", icc_profile=icc)
+    kept, _ = one(data)
+    dropped, _ = one(data, keep_icc=False)
+    assert kept.info.get("icc_profile") == icc
+    assert not dropped.info.get("icc_profile")
+
+
+def test_exif_can_be_kept_with_orientation_reset():
+    data = jpeg_with_orientation(stored_for_orientation(photo(80, 60), 6), 6)
+    img, _ = one(data, strip=False)
+    assert img.getexif().get(0x010F) == "imgproc-test-camera"
+    assert img.getexif().get(0x0112) == 1
+
+
+# --- filters, watermark, budget, codecs ---------------------------------------
+
+
+def test_grayscale_blur_and_sharpen_change_pixels_as_expected():
+    base, _ = one(SRC_JPEG, width=300, format="png")
+    grey, _ = one(SRC_JPEG, width=300, format="png", grayscale=True)
+    blurred, _ = one(SRC_JPEG, width=300, format="png", blur=3)
+    sharp, _ = one(SRC_JPEG, width=300, format="png", sharpen=2)
+    assert grey.mode == "L"
+    assert 20 < psnr(base, blurred) < 35
+    assert 20 < psnr(base, sharp) < 40
+
+
+def test_text_watermark_marks_only_its_corner():
+    src = encode(Image.new("RGB", (400, 300), (0, 0, 0)), "PNG")
+    plain, _ = one(src, format="png")
+    marked, _ = one(src, format="png", watermark=Watermark(text="(c) imgproc", opacity=1.0, size=0.3))
+    changed = [marked.getpixel((x, y)) != plain.getpixel((x, y)) for x in range(0, 400, 4) for y in range(0, 300, 4)]
+    assert any(changed)
+    assert marked.crop((0, 0, 200, 150)).getextrema() == ((0, 0), (0, 0), (0, 0))  # north-west untouched
+
+
+def test_image_watermark_is_scaled_to_its_size_fraction():
+    stamp = encode(Image.new("RGBA", (50, 50), (255, 255, 255, 255)), "PNG")
+    src = encode(Image.new("RGB", (400, 400), (0, 0, 0)), "PNG")
+    img, _ = one(src, format="png", watermark=Watermark(image=stamp, opacity=1.0, size=0.25, margin=0, position="center"))
+    assert img.getpixel((200, 200)) == (255, 255, 255)
+    assert img.getpixel((200, 140)) == (0, 0, 0)  # a 100 px stamp centred spans 150..250
+
+
+def test_max_bytes_picks_a_quality_that_fits():
+    _, unconstrained = one(SRC_JPEG, quality=95)
+    budget = len(unconstrained) // 3
+    _, fitted = one(SRC_JPEG, quality=95, max_bytes=budget)
+    assert len(fitted) <= budget
+    assert len(fitted) > budget * 0.6  # the largest quality that fits, not the smallest
+
+
+def test_max_bytes_that_cannot_be_met_is_a_named_error():
+    with pytest.raises(errors.ByteBudgetExceeded, match="max_bytes"):
+        one(SRC_JPEG, max_bytes=100, min_quality=90)
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow has no AVIF codec")
+def test_avif_output_decodes_to_the_same_picture():
+    img, raw = one(SRC_JPEG, width=400, format="avif", quality=70)
+    assert raw[4:12] == b"ftypavif"
+    assert psnr(img, reference_resize(decode(SRC_JPEG), (400, 267))) > 28
+
+
+def test_missing_codec_is_reported_clearly(monkeypatch):
+    monkeypatch.setattr(features, "check", lambda name: name != "avif")
+    with pytest.raises(errors.CodecUnavailable, match="cannot write AVIF"):
+        one(SRC_JPEG, format="avif")
+
+
+# --- limits ----------------------------------------------------------------------
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG declaring huge dimensions in its header, with a few bytes of pixel data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_from_the_header_without_allocating():
+    bomb = png_header_only(100_000, 100_000)
+    tracemalloc.start()
+    with pytest.raises(errors.TooManyPixels, match="MP limit|decompression-bomb"):
+        one(bomb)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 5 * 1024 * 1024
+
+
+def test_pixel_limit_is_configurable():
+    with pytest.raises(errors.TooManyPixels, match="0.9 MP limit"):
+        render(SRC_JPEG, (Rendition(name="t"),), Limits(max_pixels=900_000), "big.jpg")
+
+
+def test_source_byte_limit():
+    with pytest.raises(errors.SourceTooLarge, match="big.jpg: .* bytes exceeds the 1,000-byte limit"):
+        render(SRC_JPEG, (Rendition(name="t"),), Limits(max_source_bytes=1000), "big.jpg")
+
+
+def test_input_format_allow_list():
+    with pytest.raises(errors.UnsupportedFormat, match="PNG input is not allowed"):
+        render(encode(SRC, "PNG"), (Rendition(name="t"),), Limits(input_formats=("jpeg",)), "a.png")
+
+
+def test_not_an_image_and_corrupt_image_are_told_apart():
+    with pytest.raises(errors.NotAnImage):
+        one(b"hello, I am a text file")
+    with pytest.raises(errors.CorruptImage, match="cannot decode"):
+        one(SRC_JPEG[: len(SRC_JPEG) // 2])
+
+
+def test_output_dimension_limit():
+    with pytest.raises(errors.OutputTooLarge, match="over the 1000px output limit"):
+        render(SRC_JPEG, (Rendition(name="t", width=2000, enlarge=True),), Limits(max_output_dimension=1000), "a.jpg")
+
+
+def _gif(frames: int) -> bytes:
+    images = [Image.new("RGB", (40, 40), (i * 40 % 256, 0, 0)) for i in range(frames)]
+    return encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=50, loop=0)
+
+
+def test_animation_keeps_the_first_frame_unless_asked():
+    still, _ = one(_gif(4), format="webp")
+    assert getattr(still, "n_frames", 1) == 1
+    moving, _ = one(_gif(4), format="webp", animated=True)
+    assert moving.n_frames == 4
+
+
+def test_animation_frame_limit():
+    with pytest.raises(errors.TooManyFrames, match="5 frames exceeds the 3-frame limit"):
+        render(_gif(5), (Rendition(name="t", format="webp", animated=True),), Limits(max_frames=3), "a.gif")
+
+
+def test_jpeg_draft_decodes_large_sources_at_reduced_scale_with_good_quality():
+    big = photo(4000, 3000, seed=9)
+    data = encode(big, "JPEG", quality=92)
+    result = render(data, (Rendition(name="w", width=800, height=800, quality=95),), LIMITS, "big.jpg")
+    out = decode(result.outputs[0].data)
+    assert out.size == (800, 600)
+    assert psnr(out, reference_resize(decode(data), (800, 600))) > 32
+
+
+def test_renditions_are_independent_values():
+    r = Rendition(name="t", width=100)
+    assert dataclasses.replace(r, width=50).width == 50 and r.width == 100

@@ -1,0 +1,71 @@
+"""One contract, every storage adapter: the local folder and an S3 bucket (moto)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from core.errors import StorageError, TransientStorageError
+from core.storage import LocalFolder, S3Bucket
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        yield LocalFolder(tmp_path / "store")
+        return
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="contract-bucket")
+        yield S3Bucket(client, "contract-bucket")
+
+
+def test_write_then_read_round_trips(store):
+    store.write("a/b/photo one.jpg", b"\xff\xd8data", "image/jpeg", {"imgproc-recipe": "abc"})
+    assert store.read("a/b/photo one.jpg") == b"\xff\xd8data"
+
+
+def test_head_reports_size_and_etag_or_none(store):
+    assert store.head("missing.jpg") is None
+    store.write("x.jpg", b"12345", "image/jpeg")
+    info = store.head("x.jpg")
+    assert info.size == 5 and info.etag == "827ccb0eea8a706c4c34a16891f84e7b"  # md5 of 12345
+
+
+def test_overwrite_replaces_content(store):
+    store.write("x.jpg", b"old", "image/jpeg")
+    store.write("x.jpg", b"new!", "image/jpeg")
+    assert store.read("x.jpg") == b"new!"
+
+
+def test_keys_lists_by_prefix(store):
+    for key in ("in/1.jpg", "in/sub/2.jpg", "other/3.jpg"):
+        store.write(key, b"x", "image/jpeg")
+    assert sorted(store.keys("in/")) == ["in/1.jpg", "in/sub/2.jpg"]
+
+
+def test_reading_a_missing_key_is_a_storage_error(store):
+    with pytest.raises(StorageError) as err:
+        store.read("nope.jpg")
+    assert "nope.jpg" in str(err.value)
+    assert not isinstance(err.value, TransientStorageError)
+
+
+def test_s3_metadata_and_content_type_are_stored():
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="meta-bucket")
+        S3Bucket(client, "meta-bucket").write("k.webp", b"x", "image/webp", {"imgproc-recipe": "r1"},
+                                              cache_control="max-age=60")
+        info = S3Bucket(client, "meta-bucket").head("k.webp")
+        assert info.content_type == "image/webp" and info.metadata == {"imgproc-recipe": "r1"}
+        assert client.head_object(Bucket="meta-bucket", Key="k.webp")["CacheControl"] == "max-age=60"
+
+
+def test_local_folder_refuses_keys_escaping_the_root(tmp_path):
+    with pytest.raises(StorageError, match="outside"):
+        LocalFolder(tmp_path).write("../escape.jpg", b"x", "image/jpeg")
