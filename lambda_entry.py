@@ -1,0 +1,284 @@
+"""AWS Lambda entry points: S3 upload -> the same engine as `imgproc process` -> output bucket.
+
+``handler(event, context)`` processes every record of an S3 notification and
+prints one JSON log line per source image plus a CloudWatch Embedded Metric
+Format (EMF) line. ``api_handler`` serves API Gateway (see lambda_api.py).
+
+The module is a thin shell: settings come from ``core.settings``, the work from
+``core.jobs``. Importing it loads no boto3 and no Pillow; the first invocation
+parses the environment once, loads the presets and creates boto3 clients, and
+later invocations of the same container reuse all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from core.errors import ConfigError, ImgprocError, UnknownPreset
+from core.events import S3Event, S3Record
+from core.settings import HandlerSettings, check_loop, parse_settings
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+NAMESPACE = "imgproc"
+SERVICE = "imgproc"
+REKOGNITION_MAX_LABELS = 20
+REKOGNITION_MIN_CONFIDENCE = 70.0
+
+
+class RetryableFailure(Exception):
+    """Raised after every record is handled when some failed for a transient reason.
+
+    Lambda then retries the whole event (async invocation) or sends it to the
+    on-failure destination; records already done are skipped as duplicates.
+    """
+
+
+def default_client(service: str) -> Any:
+    """A boto3 client with botocore's standard retry mode (throttling and 5xx retried)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=60)
+    return boto3.client(service, config=config)
+
+
+class RekognitionLabeler:
+    """core.jobs.Labeler over Rekognition DetectLabels and S3 object tagging."""
+
+    def __init__(self, rekognition: Any, s3: Any, bucket: str):
+        self.rekognition, self.s3, self.bucket = rekognition, s3, bucket
+
+    def detect(self, image: bytes):
+        from core.jobs import Label
+
+        resp = self.rekognition.detect_labels(
+            Image={"Bytes": image}, MaxLabels=REKOGNITION_MAX_LABELS, MinConfidence=REKOGNITION_MIN_CONFIDENCE
+        )
+        return [
+            Label(lab["Name"], float(lab.get("Confidence", 0.0)), tuple(p["Name"] for p in lab.get("Parents", [])))
+            for lab in resp.get("Labels", [])
+        ]
+
+    def tag(self, key: str, tags: dict[str, str]) -> None:
+        tag_set = [{"Key": k, "Value": v} for k, v in tags.items()]
+        self.s3.put_object_tagging(Bucket=self.bucket, Key=key, Tagging={"TagSet": tag_set})
+
+
+class Runtime:
+    """Everything built once per cold start: settings, renditions, limits, clients."""
+
+    def __init__(self, settings: HandlerSettings, config: Any, client_factory: Callable[[str], Any] = default_client):
+        from core.jobs import Job
+
+        self.settings = settings
+        try:
+            renditions = config.select(settings.presets or None)
+        except UnknownPreset as exc:
+            raise ConfigError(f"IMGPROC_PRESETS: {exc}") from None
+        self.rendition_names = tuple(dict.fromkeys(r.name for r in renditions))
+        check_loop(settings, self.rendition_names)
+        self.job = Job.create(renditions, settings.limits(config.limits), settings.output_prefix)
+        self.config_source = config.source
+        self._client_factory = client_factory
+        self._clients: dict[str, Any] = {}
+        self._buckets: dict[str, Any] = {}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], client_factory: Callable[[str], Any] = default_client,
+                 config: Any = None) -> "Runtime":
+        """Parse ``IMGPROC_*`` (ConfigError naming the variable) and load the presets file."""
+        settings = parse_settings(env, PACKAGE_ROOT)
+        if config is None:
+            config = load_presets(settings, explicit="IMGPROC_CONFIG" in env)
+        return cls(settings, config, client_factory)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._client_factory(service)
+        return self._clients[service]
+
+    def bucket(self, name: str) -> Any:
+        if name not in self._buckets:
+            from core.storage import S3Bucket
+
+            self._buckets[name] = S3Bucket(self.client("s3"), name)
+        return self._buckets[name]
+
+    def labeler(self) -> RekognitionLabeler | None:
+        if not self.settings.rekognition:
+            return None
+        return RekognitionLabeler(self.client("rekognition"), self.client("s3"), self.settings.output_bucket)
+
+
+def load_presets(settings: HandlerSettings, explicit: bool) -> Any:
+    """IMGPROC_CONFIG if it exists; the built-in presets when the default file is absent."""
+    from core.recipe import builtin_config, load_config
+
+    path = settings.config_path
+    if path is not None and path.is_file():
+        return load_config(path)
+    if explicit:
+        raise ConfigError(f"IMGPROC_CONFIG: {path} does not exist")
+    return builtin_config()
+
+
+# --- logging -----------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def print_line(obj: Mapping[str, Any]) -> None:
+    """One JSON object per line on stdout: CloudWatch Logs stores each as one event."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str) + "\n")
+    sys.stdout.flush()
+
+
+def log_record(record: Mapping[str, Any], request_id: str) -> dict[str, Any]:
+    """The contract's field order: timestamp, level, service, event, request_id, then the rest."""
+    head = {"timestamp": _now(), "level": record.get("level", "INFO"), "service": SERVICE,
+            "event": record.get("event", "image"), "request_id": request_id}
+    return {**head, **{k: v for k, v in record.items() if k not in head}}
+
+
+def emf_line(record: Mapping[str, Any], function_name: str) -> dict[str, Any]:
+    """CloudWatch Embedded Metric Format for one image: metrics without PutMetricData calls."""
+    outcome = record.get("outcome")
+    metrics = {
+        "ImagesProcessed": 1 if outcome == "ok" else 0,
+        "ImagesFailed": 1 if outcome == "failed" else 0,
+        "ImagesSkipped": 1 if outcome == "skipped" else 0,
+        "ProcessingMs": record.get("ms", {}).get("total", 0.0),
+        "BytesIn": record.get("bytes_in", 0),
+        "BytesOut": record.get("bytes_out", 0),
+    }
+    units = {"ProcessingMs": "Milliseconds", "BytesIn": "Bytes", "BytesOut": "Bytes"}
+    return {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": [{"Name": name, "Unit": units.get(name, "Count")} for name in metrics],
+            }],
+        },
+        "FunctionName": function_name,
+        **metrics,
+        "outcome": outcome,
+    }
+
+
+# --- the invocation ------------------------------------------------------------------------
+
+
+@dataclass
+class Invocation:
+    """The log records of one event, in record order."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.records if r.get("event") == "image" and r.get("outcome") == outcome)
+
+    @property
+    def transient(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("error", {}).get("transient")]
+
+    def summary(self) -> dict[str, int]:
+        return {"ok": self.count("ok"), "failed": self.count("failed"), "skipped": self.count("skipped")}
+
+
+def _handle_record(rec: S3Record, runtime: Runtime) -> dict[str, Any]:
+    from core.jobs import failed, new_record, process_object, skipped
+
+    settings = runtime.settings
+    record = new_record(rec.bucket, rec.key)
+    if rec.problem:
+        return skipped(record, rec.problem, "WARNING")
+    if not rec.is_created:
+        return skipped(record, f"{rec.event_name or 'unnamed'} events are ignored")
+    if not settings.in_scope(rec.bucket, rec.key):
+        return skipped(record, f"outside IMGPROC_INPUT_PREFIX {settings.input_prefix!r}", "WARNING")
+    if settings.is_output_key(rec.bucket, rec.key, runtime.rendition_names):
+        return skipped(record, "key is inside an output prefix (loop guard)", "WARNING")
+    try:
+        return process_object(runtime.bucket(rec.bucket), rec.key, runtime.bucket(settings.output_bucket),
+                              runtime.job, bucket=rec.bucket, labeler=runtime.labeler())
+    except Exception as exc:  # e.g. a client that cannot be created: this record fails, others go on
+        return failed(record, exc)
+
+
+def process_event(event: Any, context: Any, runtime: Runtime,
+                  emit: Callable[[Mapping[str, Any]], None] = print_line) -> Invocation:
+    """Handle every record and emit its log and EMF lines; never raises for a record's failure."""
+    request_id = getattr(context, "aws_request_id", "") or "local"
+    function_name = getattr(context, "function_name", "") or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "imgproc-local")
+    result = Invocation()
+    parsed = S3Event.parse(event)
+    if parsed.is_test_event or not parsed.records:
+        reason = "s3:TestEvent" if parsed.is_test_event else "no S3 records in the event"
+        line = log_record({"event": "ignored", "bucket": parsed.test_bucket or "", "outcome": "skipped",
+                           "reason": reason}, request_id)
+        emit(line)
+        result.records.append(line)
+        return result
+    for rec in parsed.records:
+        line = log_record(_handle_record(rec, runtime), request_id)
+        emit(line)
+        emit(emf_line(line, function_name))
+        result.records.append(line)
+    return result
+
+
+_RUNTIME: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The cold-start state, built on first use and reused by later invocations."""
+    global _RUNTIME
+    if _RUNTIME is None:
+        _RUNTIME = Runtime.from_env(os.environ)
+    return _RUNTIME
+
+
+def reset() -> None:
+    """Forget the cold-start state (tests; `imgproc invoke` after changing the environment)."""
+    global _RUNTIME
+    _RUNTIME = None
+
+
+def handler(event: dict, context: Any) -> dict[str, int]:
+    """S3 notification -> renditions in IMGPROC_OUTPUT_BUCKET. Raises only to ask Lambda for a retry."""
+    request_id = getattr(context, "aws_request_id", "") or "local"
+    try:
+        rt = runtime()
+    except ImgprocError as exc:
+        from core.jobs import error_dict
+
+        print_line(log_record({"level": "ERROR", "event": "config_error", "outcome": "failed",
+                               "error": error_dict(exc)}, request_id))
+        raise
+    result = process_event(event, context, rt)
+    transient = result.transient
+    if transient:
+        first = transient[0]
+        raise RetryableFailure(
+            f"{len(transient)} of {len(result.records)} images failed for a transient reason "
+            f"(first: {first['key']}: {first['error']['message']}); raising so Lambda retries the event"
+        )
+    return result.summary()
+
+
+def api_handler(event: dict, context: Any) -> dict:
+    """API Gateway proxy events (issue 7); imports the API module only when used."""
+    from lambda_api import handle
+
+    return handle(event, context)

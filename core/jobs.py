@@ -1,0 +1,258 @@
+"""Render one stored source into stored renditions: the handler's (and the API's) unit of work.
+
+Pure orchestration over injected storage (``core.storage``): check the source
+with HeadObject before downloading it, skip work already done, render with
+``core.pipeline.render``, write each rendition with its Content-Type, a long
+Cache-Control and metadata naming the source, then optionally label it.
+The result is the JSON log record of the team contract (without timestamp and
+request id, which the caller adds).
+
+Example::
+
+    job = Job.create(config.select(["thumb"]), config.limits, output_prefix="")
+    record = process_object(S3Bucket(s3, "in"), "uploads/cat 1.jpg", S3Bucket(s3, "out"), job)
+    record["outcome"], record["renditions"][0]["output_key"]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+from urllib.parse import quote
+
+from core.errors import ImgprocError, SourceTooLarge
+from core.naming import s3_output_key
+from core.recipe import Limits, Rendition, recipe_hash
+from core.storage import ObjectInfo, Storage
+
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+META_SOURCE_KEY = "imgproc-source-key"  # the source key, percent-encoded (S3 metadata is ASCII)
+META_SOURCE_ETAG = "imgproc-source-etag"
+META_RECIPE = "imgproc-recipe"
+IMGPROC_METADATA = (META_SOURCE_KEY, META_SOURCE_ETAG, META_RECIPE)
+
+REKOGNITION_MAX_BYTES = 5 * 1024 * 1024  # DetectLabels with image bytes
+MAX_TAGS = 10  # S3's per-object limit
+
+
+@dataclass(frozen=True)
+class Label:
+    name: str
+    confidence: float
+    parents: tuple[str, ...] = ()
+
+
+class Labeler(Protocol):
+    """Image labels (Rekognition in Lambda) plus tagging the written renditions."""
+
+    def detect(self, image: bytes) -> list[Label]: ...
+    def tag(self, key: str, tags: dict[str, str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to make of every source: renditions, limits, where outputs go."""
+
+    renditions: tuple[Rendition, ...]
+    limits: Limits
+    output_prefix: str = ""
+    recipe: str = field(default="")
+
+    @classmethod
+    def create(cls, renditions: tuple[Rendition, ...], limits: Limits, output_prefix: str = "") -> "Job":
+        return cls(tuple(renditions), limits, output_prefix, recipe_hash(tuple(renditions)))
+
+    def output_key(self, source_key: str, r: Rendition) -> str:
+        return s3_output_key(self.output_prefix, source_key, r)
+
+    def labels_key(self, source_key: str) -> str:
+        return f"{self.output_prefix}labels/{source_key}.json"
+
+    def metadata(self, source_key: str, etag: str) -> dict[str, str]:
+        return {META_SOURCE_KEY: quote(source_key, safe="/"), META_SOURCE_ETAG: etag, META_RECIPE: self.recipe}
+
+
+def is_imgproc_output(info: ObjectInfo) -> bool:
+    """True for objects imgproc wrote (the second half of the loop guard)."""
+    return any(k in info.metadata for k in IMGPROC_METADATA)
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
+
+
+def error_dict(exc: BaseException) -> dict[str, Any]:
+    """``{"type", "message", "transient"}`` for a log record; never includes bytes."""
+    if isinstance(exc, ImgprocError):
+        return {"type": exc.kind, "message": exc.message, "transient": exc.transient}
+    message = (str(exc).splitlines() or [""])[0][:300]
+    return {"type": type(exc).__name__, "message": message, "transient": False}
+
+
+def new_record(bucket: str, key: str) -> dict[str, Any]:
+    """The log record skeleton, in the contract's field order."""
+    return {
+        "level": "INFO", "event": "image", "bucket": bucket, "key": key, "outcome": "ok",
+        "source": {}, "renditions": [], "bytes_in": 0, "bytes_out": 0,
+        "ms": {"download": 0.0, "decode": 0.0, "transform": 0.0, "encode": 0.0, "upload": 0.0, "total": 0.0},
+    }
+
+
+def skipped(record: dict[str, Any], reason: str, level: str = "INFO") -> dict[str, Any]:
+    record.update(outcome="skipped", reason=reason, level=level)
+    return record
+
+
+def failed(record: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    record.update(outcome="failed", level="ERROR", error=error_dict(exc))
+    return record
+
+
+def process_object(
+    source: Storage,
+    key: str,
+    output: Storage,
+    job: Job,
+    *,
+    bucket: str = "",
+    labeler: Labeler | None = None,
+) -> dict[str, Any]:
+    """Make every rendition of ``key``; never raises for a per-image failure.
+
+    Returns the log record: ``outcome`` is "ok" (written or already up to date
+    per rendition), "skipped" (with ``reason``) or "failed" (with ``error``).
+    """
+    started = time.perf_counter()
+    record = new_record(bucket, key)
+    try:
+        _process(source, key, output, job, record, labeler)
+    except Exception as exc:  # one image's failure must not stop the others
+        failed(record, exc)
+    record["ms"]["total"] = _ms(started)
+    return record
+
+
+def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[str, Any],
+             labeler: Labeler | None) -> None:
+    ms = record["ms"]
+    t = time.perf_counter()
+    info = source.head(key)
+    if info is None:
+        skipped(record, "source object no longer exists", "WARNING")
+        return
+    record["source"] = {"bytes": info.size, "etag": info.etag}
+    if is_imgproc_output(info):
+        skipped(record, "object carries imgproc output metadata (loop guard)", "WARNING")
+        return
+    if info.size > job.limits.max_source_bytes:
+        raise SourceTooLarge(f"{key}: {info.size:,} bytes exceeds the {job.limits.max_source_bytes:,}-byte limit")
+
+    # Idempotency: an output whose metadata names this source ETag and recipe is up to date.
+    existing = {r.label: output.head(job.output_key(key, r)) for r in job.renditions}
+    current = {label for label, o in existing.items()
+               if o is not None and o.metadata.get(META_SOURCE_ETAG) == info.etag
+               and o.metadata.get(META_RECIPE) == job.recipe}
+    ms["download"] = round(ms["download"] + _ms(t), 2)
+    if job.renditions and len(current) == len(job.renditions):
+        for r in job.renditions:
+            o = existing[r.label]
+            record["renditions"].append(_rendition_entry(r, job.output_key(key, r), o.size if o else 0,
+                                                         None, None, 0.0, "unchanged"))
+        skipped(record, "already processed: outputs carry the same source ETag and recipe")
+        return
+
+    t = time.perf_counter()
+    data = source.read(key)
+    ms["download"] += _ms(t)
+    record["bytes_in"] = len(data)
+
+    from core.pipeline import render  # Pillow is imported on first use, not with this module
+
+    result = render(data, job.renditions, job.limits, name=key)
+    del data
+    src = result.source
+    record["source"] = {"bytes": src.bytes, "width": src.width, "height": src.height,
+                        "format": src.format, "etag": info.etag}
+    ms["decode"] = result.ms_decode
+
+    metadata = job.metadata(key, info.etag)
+    written = []
+    for out in result.outputs:
+        r = out.rendition
+        out_key = job.output_key(key, r)
+        ms["transform"] += out.ms_transform
+        ms["encode"] += out.ms_encode
+        upload = 0.0
+        if r.label in current:
+            outcome = "unchanged"
+        else:
+            t = time.perf_counter()
+            output.write(out_key, out.data, r.content_type, metadata, CACHE_CONTROL)
+            upload = _ms(t)
+            ms["upload"] += upload
+            outcome = "written"
+            written.append(out_key)
+        record["bytes_out"] += out.bytes
+        record["renditions"].append(_rendition_entry(
+            r, out_key, out.bytes, out.width, out.height,
+            round(out.ms_transform + out.ms_encode + upload, 2), outcome))
+    for stage in ("download", "transform", "encode", "upload"):
+        ms[stage] = round(ms[stage], 2)
+
+    if labeler is not None:
+        t = time.perf_counter()
+        record["labels"] = _label(labeler, key, info.etag, result.outputs, output, job, written, metadata)
+        ms["labels"] = _ms(t)
+
+
+def _rendition_entry(r: Rendition, out_key: str, size: int, width: int | None, height: int | None,
+                     ms: float, outcome: str) -> dict[str, Any]:
+    return {"name": r.name, "format": r.format, "output_key": out_key, "bytes": size,
+            "width": width, "height": height, "ms": ms, "outcome": outcome}
+
+
+def _label(labeler: Labeler, key: str, etag: str, outputs, output: Storage, job: Job,
+           written: list[str], metadata: dict[str, str]) -> dict[str, Any]:
+    """DetectLabels on the largest JPEG/PNG rendition under 5 MB; failures are reported, not raised."""
+    candidates = [o for o in outputs if o.rendition.format in ("jpeg", "png") and o.bytes <= REKOGNITION_MAX_BYTES]
+    if not candidates:
+        return {"outcome": "skipped", "reason": "no JPEG or PNG rendition under 5 MB to label"}
+    image = max(candidates, key=lambda o: o.width * o.height)
+    try:
+        labels = sorted(labeler.detect(image.data), key=lambda lab: -lab.confidence)
+    except Exception as exc:
+        return {"outcome": "failed", "error": error_dict(exc)}
+    sidecar_key = job.labels_key(key)
+    doc = {
+        "source_key": key, "source_etag": etag, "recipe": job.recipe, "image": image.rendition.label,
+        "labels": [{"name": lab.name, "confidence": round(lab.confidence, 2), "parents": list(lab.parents)}
+                   for lab in labels],
+    }
+    result: dict[str, Any] = {"outcome": "ok", "count": len(labels), "sidecar_key": sidecar_key,
+                              "names": [lab.name for lab in labels[:MAX_TAGS]]}
+    try:
+        output.write(sidecar_key, json.dumps(doc, indent=2, ensure_ascii=False).encode(), "application/json",
+                     metadata, CACHE_CONTROL.replace(", immutable", ""))
+        tags = label_tags(labels)
+        for out_key in written:
+            labeler.tag(out_key, tags)
+    except Exception as exc:
+        result.update(outcome="failed", error=error_dict(exc))
+    return result
+
+
+_TAG_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-=._:/@")
+
+
+def label_tags(labels: list[Label]) -> dict[str, str]:
+    """The top labels as S3 object tags: ``{"Dog": "98.7"}`` (at most 10, S3's limit)."""
+    tags: dict[str, str] = {}
+    for lab in labels:
+        name = "".join(c for c in lab.name if c in _TAG_CHARS).strip()[:128]
+        if name and name not in tags and not name.lower().startswith("aws:"):
+            tags[name] = f"{lab.confidence:.1f}"
+        if len(tags) == MAX_TAGS:
+            break
+    return tags
