@@ -1,7 +1,286 @@
-"""Placeholder: this command group is being built (see the issues)."""
+"""`imgproc logs` (read and follow the function's CloudWatch logs) and `imgproc stats`
+(invocations, images, per-rendition ms, cold starts, memory from the same logs).
+
+Exit codes: 0 ok; 1 a CloudWatch/CloudFormation call failed; 2 bad options or the
+stack / LogGroupName output / log group was not found; 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Callable, Iterable
 
 import typer
 
+from cli.aws import AwsTarget, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt
+from cli.logs_render import Line, Selector, classify, make_renderer
+from cli.logs_source import (
+    DEFAULT_STACK,
+    Fetcher,
+    Follower,
+    LogTargetNotFound,
+    Window,
+    from_ms,
+    log_group_from_stack,
+)
+from cli.logs_stats import Stats, render_stats
+from core.errors import ConfigError, ImgprocError
+
+# Injection points for tests: the wall clock (for --since/--until) and the poll sleep.
+NOW: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # noqa: E731
+SLEEP: Callable[[float], None] = time.sleep
+
+
+class Format(str, Enum):
+    pretty = "pretty"
+    short = "short"
+    json = "json"
+
+
+StackOpt = Annotated[
+    str | None,
+    typer.Option("--stack", help=f"Read the LogGroupName output of this stack (default: {DEFAULT_STACK}).",
+                 show_default=False),
+]
+LogGroupOpt = Annotated[
+    str | None,
+    typer.Option("--log-group", help="Read this log group directly instead of a stack's.", show_default=False),
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option("--until", help="End of the window: 30s, 10m, 2h, 1d ago or ISO 8601 (default: now).",
+                 show_default=False),
+]
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("logs")(logs)
+    app.command("stats")(stats)
+
+
+def logs(
+    stack: StackOpt = None,
+    log_group: LogGroupOpt = None,
+    since: Annotated[
+        str, typer.Option("--since", help="Start of the window: 30s, 10m, 2h, 1d ago or ISO 8601 (UTC if no zone).")
+    ] = "10m",
+    until: UntilOpt = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep polling for new lines until Ctrl-C.")
+    ] = False,
+    filter_pattern: Annotated[
+        str | None,
+        typer.Option("--filter-pattern", help="CloudWatch filter pattern, applied by CloudWatch.", show_default=False),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Only images whose source key contains this text.", show_default=False),
+    ] = None,
+    errors: Annotated[
+        bool, typer.Option("--errors", help="Only failures: outcome failed, level ERROR, timeouts.")
+    ] = False,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="pretty (colour rows), short (plain text) or json (one object a line).")
+    ] = Format.pretty,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Show only the newest N matching lines (with --follow: of the backlog).",
+                     show_default=False),
+    ] = None,
+    endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    localstack: LocalstackOpt = False,
+) -> None:
+    """Show the function's log lines, newest last; --follow keeps tailing.
+
+    Each imgproc line becomes one row (time, key, renditions, bytes in -> out, ms, outcome; failures in red), Lambda's START/END/REPORT one invocation line; metric (EMF) lines are hidden in the pretty format. Exit codes: 0 ok, 1 AWS call failed, 2 bad option or stack/log group not found, 130 Ctrl-C.
+
+    Example: imgproc logs --follow --since 5m --errors
+    """
+    err = _stderr()
+    with _cli_edge(err):
+        if follow and until:
+            raise ConfigError("--until cannot be used with --follow (following has no end)")
+        window = Window.parse(since, until, NOW())
+        fetcher = _fetcher(stack, log_group, filter_pattern, endpoint_url, profile, region, localstack)
+        from rich.console import Console
+
+        renderer = make_renderer(fmt.value, Console(highlight=False, soft_wrap=True), _write_line)
+        selector = Selector(key=key, errors=errors)
+        if follow:
+            _follow(fetcher, window, renderer, selector, limit, err)
+        else:
+            shown = _select(fetcher.fetch(window.start_ms, window.end_ms), renderer, selector)
+            if limit:
+                shown = shown[-limit:]
+            if not shown:
+                err.print(f"[dim]No matching log events in {fetcher.log_group} {_window_text(window)}; "
+                          "widen it with --since 1h or --since 1d.[/dim]")
+            for line in shown:
+                renderer.render(line)
+
+
+def stats(
+    stack: StackOpt = None,
+    log_group: LogGroupOpt = None,
+    since: Annotated[
+        str, typer.Option("--since", help="Start of the window: 30s, 10m, 2h, 1d ago or ISO 8601.")
+    ] = "1h",
+    until: UntilOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+    endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    localstack: LocalstackOpt = False,
+) -> None:
+    """Summarise the function's logs: invocations, images processed and failed, p50/p95/max ms per rendition, cold starts, memory used vs configured.
+
+    Example: imgproc stats --since 1d
+    """
+    err = _stderr()
+    with _cli_edge(err):
+        window = Window.parse(since, until, NOW())
+        fetcher = _fetcher(stack, log_group, None, endpoint_url, profile, region, localstack)
+        figures = Stats.from_lines(classify(e) for e in fetcher.fetch(window.start_ms, window.end_ms))
+        if as_json:
+            _write_line(json.dumps(
+                dict(figures.to_json(), log_group=fetcher.log_group,
+                     since=_iso(window.start_ms), until=_iso(window.end_ms) if window.end_ms else None),
+            ))
+            return
+        from rich.console import Console
+
+        render_stats(figures, Console(highlight=False), f"{fetcher.log_group} {_window_text(window)}")
+
+
+# --- building ---------------------------------------------------------------------
+
+
+def _fetcher(stack, log_group, filter_pattern, endpoint_url, profile, region, localstack) -> Fetcher:
+    """The log group from --log-group or the stack's LogGroupName output, and a logs client."""
+    if stack and log_group:
+        raise ConfigError("use either --stack or --log-group, not both")
+    from core.recipe import find_config
+
+    defaults = find_config(None, Path.cwd()).extra.get("aws")
+    target = AwsTarget.resolve(endpoint_url, profile, region, localstack, defaults=defaults)
+    region_name = target.region_name()
+    if log_group:
+        group, origin = log_group, ""
+    else:
+        name = stack or DEFAULT_STACK
+        group = log_group_from_stack(target.client("cloudformation"), name, region_name)
+        origin = f"output LogGroupName of stack {name!r}"
+    return Fetcher(target.client("logs"), group, filter_pattern or None, origin=origin, region=region_name)
+
+
+# --- calling ----------------------------------------------------------------------
+
+
+def _select(events: Iterable, renderer, selector: Selector) -> list[Line]:
+    """Classify, keep what --key/--errors asked for and what the format shows, in order."""
+    out = []
+    for event in events:
+        line = classify(event)
+        if selector(line) and renderer.shows(line):
+            out.append(line)
+    return out
+
+
+def _follow(fetcher: Fetcher, window: Window, renderer, selector: Selector, limit: int | None, err) -> None:
+    follower = Follower(
+        fetcher, window.start_ms, sleep=lambda s: SLEEP(s),
+        on_throttle=lambda d: err.print(f"[yellow]CloudWatch Logs is throttling; next poll in {d:.0f}s[/yellow]"),
+    )
+    err.print(f"[dim]Following {fetcher.log_group} from {_hms(window.start_ms)} UTC; Ctrl-C to stop.[/dim]")
+    first = True
+    for batch in follower.batches():
+        shown = _select(batch, renderer, selector)
+        if first:
+            if limit:
+                shown = shown[-limit:]
+            if not shown:
+                err.print(f"[dim]No matching events since {_hms(window.start_ms)} UTC; waiting for new ones...[/dim]")
+            first = False
+        for line in shown:
+            renderer.render(line)
+
+
+# --- rendering --------------------------------------------------------------------
+
+
+def _write_line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _iso(ms: int) -> str:
+    return from_ms(ms).isoformat().replace("+00:00", "Z")
+
+
+def _hms(ms: int) -> str:
+    return from_ms(ms).strftime("%H:%M:%S")
+
+
+def _window_text(window: Window) -> str:
+    start = from_ms(window.start_ms).strftime("%Y-%m-%d %H:%M:%S")
+    end = from_ms(window.end_ms).strftime("%Y-%m-%d %H:%M:%S") if window.end_ms else "now"
+    return f"from {start} UTC to {end}" + (" UTC" if window.end_ms else "")
+
+
+class _cli_edge:
+    """Map failures to one line and an exit code: 2 usage/not found, 1 AWS failed,
+    130 Ctrl-C (no traceback), 0 when the reader of a pipe went away."""
+
+    def __init__(self, err):
+        self.err = err
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, (typer.Exit, typer.Abort, SystemExit)):
+            return False
+        if isinstance(exc, KeyboardInterrupt):
+            raise typer.Exit(130)
+        if isinstance(exc, BrokenPipeError):
+            _silence_stdout()
+            raise typer.Exit(0)
+        if isinstance(exc, (ConfigError, LogTargetNotFound)):
+            self._fail(exc, 2)
+        if isinstance(exc, ImgprocError):
+            self._fail(exc, 1)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, (BotoCoreError, ClientError)):
+            self._fail(exc, 1)
+        return False
+
+    def _fail(self, exc: BaseException, code: int):
+        from rich.markup import escape
+
+        self.err.print(f"[red]Error:[/red] {escape(' '.join(str(exc).split()))}")
+        raise typer.Exit(code)
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
