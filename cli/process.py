@@ -169,10 +169,10 @@ def render_dry_run(summary: Summary, console: Console) -> None:
 
 
 def process(
-    src: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively).", show_default=False)],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder. Default: SRC-processed beside SRC.",
+    src: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively).", show_default=False, metavar="SRC")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Output folder. Default: SRC-processed beside SRC.",
                                             show_default=False)] = None,
-    preset: Annotated[list[str] | None, typer.Option("--preset", "-p", help="Preset to apply (repeatable). Default: all.",
+    preset: Annotated[list[str] | None, typer.Option("--preset", "-p", metavar="NAME", help="Preset to apply (repeatable). Default: all.",
                                                      show_default=False)] = None,
     config: ConfigOpt = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parallel workers. Default: every core.",

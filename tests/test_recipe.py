@@ -126,3 +126,10 @@ def test_recipe_hash_changes_with_any_setting():
     changed = (dataclasses.replace(r[0], quality=79),)
     assert recipe_hash(r) == recipe_hash(builtin_config().select(["thumb"]))
     assert recipe_hash(r) != recipe_hash(changed)
+
+
+def test_the_example_config_in_the_repository_is_valid():
+    example = Path(__file__).parent.parent / "examples" / "imgproc.toml"
+    cfg = load_config(example)
+    assert set(cfg.presets) == {"thumb", "web", "cards"}
+    assert [r.label for r in cfg.select(["web"])] == ["web.jpg", "web.webp", "web.avif"]

@@ -1,0 +1,41 @@
+"""Meta-test: every command (and sub-command) has help text with an example."""
+
+from __future__ import annotations
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cli.app import app
+
+runner = CliRunner()
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, cmd in sorted(group.commands.items()):
+        path = (*prefix, name)
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, path)
+        else:
+            yield path
+
+
+COMMANDS = list(_commands(typer.main.get_command(app)))
+
+
+def test_the_core_commands_exist():
+    assert ("process",) in COMMANDS
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) for p in COMMANDS])
+def test_every_command_has_help_with_an_example(path):
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.stdout, f"`imgproc {' '.join(path)} --help` shows no example"
+    assert f"imgproc {' '.join(path)}" in result.stdout
+
+
+def test_top_level_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "process" in result.stdout
