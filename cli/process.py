@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ _WORKER: dict = {}
 
 
 def _init_worker(src: Path, out: Path, renditions: tuple[Rendition, ...], limits: Limits) -> None:
+    # Ctrl-C is the parent's to handle: workers finish their file, the parent stops handing out more.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Sent once per worker process instead of with every file.
     _WORKER.update(src=src, out=out, renditions=renditions, limits=limits)
 
@@ -92,8 +95,7 @@ def run_jobs(
             for future in as_completed(futures):
                 yield future.result()
         except BaseException:
-            for f in futures:
-                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
 
 

@@ -171,3 +171,32 @@ def test_config_in_the_working_directory_is_used(photos: Path, tmp_path: Path, m
 def test_summary_table_is_shown_without_json(photos: Path):
     result = run(str(photos))
     assert "processed" in result.stdout and "images/s" in result.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_only_whole_files(tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "many"
+    src.mkdir()
+    data = encode(photo(1600, 1200, seed=5), "JPEG", quality=90)
+    for i in range(60):
+        (src / f"p{i:02}.jpg").write_bytes(data)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from cli.app import main; main()", "process", str(src), "-o", str(out), "-j", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(out.rglob("*-web.webp")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    finished = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert 0 < len(finished) < 180
+    for path in finished:
+        Image.open(path).load()  # every visible output is complete
