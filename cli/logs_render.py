@@ -18,8 +18,8 @@ FORMATS = ("pretty", "short", "json")
 
 # --- what a line is ----------------------------------------------------------------
 
-IMAGE, REQUEST, EMF, JSON, START, END, REPORT, PLATFORM, TEXT = (
-    "image", "request", "emf", "json", "start", "end", "report", "platform", "text"
+IMAGE, REQUEST, IMGPROC, EMF, JSON, START, END, REPORT, PLATFORM, TEXT = (
+    "image", "request", "imgproc", "emf", "json", "start", "end", "report", "platform", "text"
 )
 
 _REQUEST_ID = re.compile(r"RequestId:\s*([0-9A-Za-z-]+)")
@@ -89,7 +89,7 @@ class Line:
 
     @property
     def is_imgproc(self) -> bool:
-        return self.kind in (IMAGE, REQUEST)
+        return self.kind in (IMAGE, REQUEST, IMGPROC)
 
     @property
     def is_error(self) -> bool:
@@ -119,6 +119,8 @@ def classify(event: LogEvent) -> Line:
                 return Line(event, IMAGE, data, request_id=rid)
             if data.get("event") == "request":
                 return Line(event, REQUEST, data, request_id=rid)
+            if data.get("service") == "imgproc":  # e.g. {"event": "ignored", "reason": "s3:TestEvent"}
+                return Line(event, IMGPROC, data, request_id=rid)
             kind = str(data.get("type", ""))
             if kind.startswith("platform."):
                 if kind == "platform.report":
@@ -270,11 +272,14 @@ class PrettyRenderer:
         if day != self._day:
             self._day = day
             self.console.print(Text(f"── {day} (UTC) ──", style="dim"))
-        row = Text(when.strftime("%H:%M:%S.%f")[:-3] + "  ", style="dim")
+        row = Text()
+        row.append(when.strftime("%H:%M:%S.%f")[:-3] + "  ", style="dim")
         if line.kind == IMAGE:
             row.append_text(self._image(line.data or {}))
         elif line.kind == REQUEST:
             row.append_text(self._request(line.data or {}))
+        elif line.kind == IMGPROC:
+            row.append_text(self._other(line.data or {}, line.is_error))
         elif line.kind == REPORT and line.report is not None:
             row.append_text(self._report(line.report))
         else:
@@ -326,6 +331,16 @@ class PrettyRenderer:
         if d.get("cache"):
             t.append(f"  cache {d['cache']}", style="dim")
         t.append(f"  {outcome}", style="red bold" if failed else "green")
+        return t
+
+    @staticmethod
+    def _other(d: dict[str, Any], failed: bool):
+        from rich.text import Text
+
+        t = Text(str(d.get("event", "?")), style="red bold" if failed else "bold")
+        for name in ("bucket", "outcome", "reason", "message"):
+            if d.get(name):
+                t.append(f"  {d[name]}", style="red" if failed else "")
         return t
 
     @staticmethod

@@ -171,6 +171,7 @@ class Fetcher:
     filter_pattern: str | None = None
     origin: str = ""  # e.g. "from stack 'imgproc'", used in the not-found message
     region: str | None = None
+    page_size: int | None = None  # FilterLogEvents `limit`; None = the service maximum
 
     def fetch(self, start_ms: int, end_ms: int | None = None) -> list[LogEvent]:
         """All events in [start_ms, end_ms], every page, sorted by time."""
@@ -179,6 +180,8 @@ class Fetcher:
             kwargs["endTime"] = end_ms
         if self.filter_pattern:
             kwargs["filterPattern"] = self.filter_pattern
+        if self.page_size:
+            kwargs["limit"] = self.page_size
         events: list[LogEvent] = []
         token: str | None = None
         while True:
