@@ -1,0 +1,684 @@
+"""`imgproc local`: an AWS emulator on 127.0.0.1 that runs Lambda functions without Docker.
+
+moto's server provides the AWS APIs (S3, Lambda, CloudFormation, IAM, Logs, SQS, ...). moto
+stores S3 -> Lambda notifications but can only run a function through Docker, so the emulator
+hooks two places inside the moto process it hosts:
+
+* the S3 -> Lambda notification: the exact event moto built for the bucket's Lambda
+  configuration is queued and delivered asynchronously (as S3 does) to the function;
+* Lambda ``Invoke``: ``RequestResponse`` runs the function and returns its result,
+  ``Event`` queues it like an S3 notification.
+
+A function runs from the zip stored in the emulator (see `emulator_runner`), with async retries
+(two by default, or the function's MaximumRetryAttempts) and its on-failure SQS destination.
+It also applies what moto ignores in CloudFormation templates for ``AWS::S3::Bucket``
+(NotificationConfiguration and LifecycleConfiguration), so `imgproc deploy` wires the
+pipeline exactly as it does on AWS.
+
+State: on shutdown every moto service's in-memory state (buckets and objects, stacks, functions,
+roles, log groups, queues...) is saved to ``<state-dir>/state.pickle`` and restored at the next
+start by the same moto version. A crash (SIGKILL) loses what changed since the last start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import io
+import json
+import os
+import pickle
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from cli.emulator_runner import FunctionSpec, Invocation, LogSink, Runner
+
+DEFAULT_PORT = 4567  # LocalStack's 4566 + 1: both can run side by side.
+DEFAULT_STATE_DIR = Path(".imgproc") / "local"
+INFO_FILE = "emulator.json"
+STATE_FILE = "state.pickle"
+LOG_FILE = "emulator.log"
+# moto services whose state is never saved (moto's own bookkeeping, metadata stubs).
+_UNSAVED = {"moto_api._internal", "instance_metadata"}
+
+
+class EmulatorError(Exception):
+    """A one-line problem starting or stopping the emulator."""
+
+
+def require_moto() -> str:
+    """moto's version, or a clear error naming the extra to install."""
+    try:
+        import flask  # noqa: F401  (moto[server] needs Flask)
+        import moto
+        from moto.server import ThreadedMotoServer  # noqa: F401
+    except ImportError as exc:
+        raise EmulatorError(
+            f"`imgproc local` needs moto's server ({exc.name} is missing): pip install 'imgproc[local]'"
+        ) from None
+    return moto.__version__
+
+
+# --- saving and restoring moto's state ---------------------------------------------------------
+
+
+class _StatePickler(pickle.Pickler):
+    """Pickles moto backends: locks become new locks, weak maps keep their entries."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type(threading.RLock())):
+            return threading.RLock, ()
+        if isinstance(obj, type(threading.Lock())):
+            return threading.Lock, ()
+        if isinstance(obj, threading.Condition):
+            return threading.Condition, ()
+        if isinstance(obj, weakref.WeakValueDictionary):
+            return weakref.WeakValueDictionary, (dict(obj),)
+        if isinstance(obj, collections.defaultdict) and getattr(obj.default_factory, "__name__", "") == "<lambda>":
+            return collections.defaultdict, (type(obj.default_factory()),), None, None, iter(obj.items())
+        return NotImplemented
+
+
+def _service_backends() -> dict[str, Any]:
+    from moto.backend_index import backend_url_patterns
+    from moto.backends import get_backend
+
+    found = {}
+    for name in sorted({n for n, _ in backend_url_patterns} - _UNSAVED):
+        try:
+            found[name] = get_backend(name)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - a service whose optional dependency is missing
+            continue
+    return found
+
+
+def save_state(path: Path) -> int:
+    """Write every moto service's state to ``path`` atomically; returns the size in bytes."""
+    import moto
+
+    state = {name: dict(backends) for name, backends in _service_backends().items() if len(backends)}
+    buffer = io.BytesIO()
+    _StatePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump({"moto": moto.__version__, "services": state})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+    return len(buffer.getvalue())
+
+
+def load_state(path: Path) -> str:
+    """Restore state saved by `save_state`; returns a one-line summary (or why it was skipped)."""
+    import moto
+
+    if not path.exists():
+        return "no saved state: starting empty"
+    try:
+        saved = pickle.loads(path.read_bytes())
+    except Exception as exc:  # noqa: BLE001 - a damaged file must not stop the emulator
+        aside = path.with_suffix(f".unreadable-{int(time.time())}")
+        path.replace(aside)
+        return f"saved state unreadable ({type(exc).__name__}); moved to {aside.name}, starting empty"
+    if saved.get("moto") != moto.__version__:
+        aside = path.with_suffix(f".moto-{saved.get('moto')}")
+        path.replace(aside)
+        return f"saved state is from moto {saved.get('moto')} (now {moto.__version__}); moved to {aside.name}, starting empty"
+    backends = _service_backends()
+    for name, accounts in saved["services"].items():
+        if name in backends:
+            backends[name].clear()
+            backends[name].update(accounts)
+    return f"restored {', '.join(sorted(saved['services']))} from {path}"
+
+
+# --- CloudFormation gaps -------------------------------------------------------------------------
+
+
+def _cfn_notification(properties: dict[str, Any]) -> dict[str, Any] | None:
+    """AWS::S3::Bucket NotificationConfiguration -> moto's parsed PutBucketNotification body."""
+    cfn = properties.get("NotificationConfiguration")
+    if not cfn:
+        return None
+    kinds = {
+        "LambdaConfigurations": ("CloudFunctionConfiguration", "Function", "CloudFunction"),
+        "QueueConfigurations": ("QueueConfiguration", "Queue", "Queue"),
+        "TopicConfigurations": ("TopicConfiguration", "Topic", "Topic"),
+    }
+    body: dict[str, Any] = {}
+    for cfn_kind, (kind, cfn_target, target) in kinds.items():
+        for item in cfn.get(cfn_kind, []):
+            entry: dict[str, Any] = {target: item[cfn_target], "Event": [item["Event"]]}
+            rules = item.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+            if rules:
+                entry["Filter"] = {"S3Key": {"FilterRule": [{"Name": r["Name"].lower(), "Value": r["Value"]} for r in rules]}}
+            body.setdefault(kind, []).append(entry)
+    if cfn.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        body["EventBridgeConfiguration"] = {}
+    return body
+
+
+def _cfn_lifecycle(properties: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """AWS::S3::Bucket LifecycleConfiguration -> moto's parsed PutBucketLifecycleConfiguration rules."""
+    rules = properties.get("LifecycleConfiguration", {}).get("Rules")
+    if not rules:
+        return None
+    converted = []
+    for rule in rules:
+        out: dict[str, Any] = {"ID": rule.get("Id", uuid.uuid4().hex), "Status": rule.get("Status", "Enabled")}
+        out["Filter"] = {"Prefix": rule.get("Prefix", "")}
+        if "ExpirationInDays" in rule:
+            out["Expiration"] = {"Days": str(rule["ExpirationInDays"])}
+        if "ExpirationDate" in rule:
+            out["Expiration"] = {"Date": str(rule["ExpirationDate"])}
+        transitions = list(rule.get("Transitions", []))
+        if "Transition" in rule:
+            transitions.append(rule["Transition"])
+        if transitions:
+            out["Transition"] = [
+                {"Days": str(t["TransitionInDays"]), "StorageClass": t["StorageClass"]} for t in transitions if "TransitionInDays" in t
+            ]
+        if "AbortIncompleteMultipartUpload" in rule:
+            days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+            out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": str(days)}
+        if "NoncurrentVersionExpirationInDays" in rule:
+            out["NoncurrentVersionExpiration"] = {"NoncurrentDays": str(rule["NoncurrentVersionExpirationInDays"])}
+        converted.append(out)
+    return converted
+
+
+def _apply_bucket_properties(bucket: Any, cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> None:
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    properties = cloudformation_json.get("Properties", {}) or {}
+    backend = s3_backends[account_id][get_partition(region_name)]
+    lifecycle = _cfn_lifecycle(properties)
+    if lifecycle:
+        backend.put_bucket_lifecycle(bucket.name, lifecycle)
+    notification = _cfn_notification(properties)
+    if notification is not None:
+        backend.put_bucket_notification_configuration(bucket.name, notification)
+
+
+# --- running functions ---------------------------------------------------------------------------
+
+
+@dataclass
+class _AsyncJob:
+    function_arn: str
+    account_id: str
+    region: str
+    event: Any
+    request_id: str
+    spec: FunctionSpec
+    code: bytes
+    attempts: int
+    on_failure: str | None
+
+
+def _spec(fn: Any) -> FunctionSpec:
+    """What the runner needs, from moto's LambdaFunction (the configuration GetFunction shows)."""
+    return FunctionSpec(
+        name=fn.function_name,
+        arn=fn.function_arn,
+        region=fn.region,
+        handler=fn.handler or "",
+        runtime=fn.run_time or "python3.12",
+        timeout_s=int(fn.timeout),
+        memory_mb=int(fn.memory_size),
+        environment={str(k): str(v) for k, v in (fn.environment_vars or {}).items()},
+        code_sha256=fn.code_sha_256,
+        version=str(fn.version),
+        reserved_concurrency=int(fn.reserved_concurrency) if fn.reserved_concurrency not in (None, "") else None,
+    )
+
+
+def _async_settings(fn: Any) -> tuple[int, str | None]:
+    """MaximumRetryAttempts (default 2) and the on-failure destination ARN, if any."""
+    retries, on_failure = 2, None
+    for config in getattr(fn, "event_invoke_config", []) or []:
+        settings = getattr(config, "config", {}) or {}
+        retries = int(settings.get("MaximumRetryAttempts", retries))
+        on_failure = settings.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") or on_failure
+    dead_letter = (fn.get_configuration().get("DeadLetterConfig") or {}).get("TargetArn")
+    return retries, on_failure or dead_letter
+
+
+class Dispatcher:
+    """Runs functions for S3 notifications and Invoke calls inside the moto process it patches."""
+
+    _active: "Dispatcher | None" = None
+
+    def __init__(
+        self,
+        endpoint: str,
+        cache_dir: Path,
+        concurrency: int = 2,
+        retry_delays: tuple[float, ...] = (1.0, 2.0),
+        say: Callable[[str], None] = print,
+    ):
+        self.endpoint = endpoint
+        self.say = say
+        self.retry_delays = retry_delays
+        self.runner = Runner(cache_dir, endpoint, LogSink(self._client_for("logs")), warn=say)
+        self._jobs: "queue.Queue[_AsyncJob | None]" = queue.Queue()
+        self._threads = [threading.Thread(target=self._work, daemon=True, name=f"dispatch-{i}") for i in range(concurrency)]
+        self._pending = 0
+        self._pending_lock = threading.Condition()
+        self._saved: dict[str, Any] = {}
+
+    def _client_for(self, service: str) -> Callable[[str], Any]:
+        def make(region: str):
+            import boto3
+            from botocore.config import Config
+
+            return boto3.session.Session().client(
+                service, region_name=region, endpoint_url=self.endpoint,
+                aws_access_key_id="emulator", aws_secret_access_key="emulator",
+                config=Config(retries={"mode": "standard", "max_attempts": 5}),
+            )
+        return make
+
+    # -- patching moto -----------------------------------------------------------------------
+
+    def install(self) -> "Dispatcher":
+        import moto.s3.notifications as notifications
+        from moto.awslambda.models import LambdaFunction
+        from moto.s3.models import FakeBucket
+
+        if Dispatcher._active is not None:
+            raise EmulatorError("another emulator dispatcher is already active in this process")
+        dispatcher = self
+        self._saved = {
+            "notify": notifications._invoke_awslambda,
+            "invoke": LambdaFunction.invoke,
+            "bucket_create": FakeBucket.__dict__["create_from_cloudformation_json"],
+            "bucket_update": FakeBucket.__dict__["update_from_cloudformation_json"],
+        }
+
+        def on_notification(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+            dispatcher.submit_event(account_id, region_name, fn_arn, event_body)
+
+        def invoke(fn: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
+            return dispatcher.invoke_api(fn, body, request_headers, response_headers)
+
+        create_original = self._saved["bucket_create"].__func__
+        update_original = self._saved["bucket_update"].__func__
+
+        def bucket_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            bucket = create_original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+            _apply_bucket_properties(bucket, cloudformation_json, account_id, region_name)
+            return bucket
+
+        def bucket_update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+            bucket = update_original(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name)
+            _apply_bucket_properties(bucket, cloudformation_json, account_id, region_name)
+            return bucket
+
+        notifications._invoke_awslambda = on_notification
+        LambdaFunction.invoke = invoke
+        FakeBucket.create_from_cloudformation_json = classmethod(bucket_create)
+        FakeBucket.update_from_cloudformation_json = classmethod(bucket_update)
+        Dispatcher._active = self
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def uninstall(self, drain_s: float = 10.0) -> None:
+        import moto.s3.notifications as notifications
+        from moto.awslambda.models import LambdaFunction
+        from moto.s3.models import FakeBucket
+
+        if Dispatcher._active is not self:
+            return
+        self.drain(drain_s)
+        notifications._invoke_awslambda = self._saved["notify"]
+        LambdaFunction.invoke = self._saved["invoke"]
+        FakeBucket.create_from_cloudformation_json = self._saved["bucket_create"]
+        FakeBucket.update_from_cloudformation_json = self._saved["bucket_update"]
+        Dispatcher._active = None
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.runner.close()
+
+    # -- invocations -------------------------------------------------------------------------
+
+    def submit_event(self, account_id: str, region: str, fn_arn: str, event: Any) -> str | None:
+        """Queue an asynchronous invocation (S3 notification or InvocationType=Event)."""
+        from moto.awslambda.utils import get_backend
+
+        try:
+            fn = get_backend(account_id, region).get_function(fn_arn)
+        except Exception:  # noqa: BLE001 - like S3, a missing target is not the uploader's error
+            self.say(f"notification target {fn_arn} does not exist; event dropped")
+            return None
+        return self._queue(account_id, region, fn, event)
+
+    def _queue(self, account_id: str, region: str, fn: Any, event: Any) -> str:
+        retries, on_failure = _async_settings(fn)
+        job = _AsyncJob(
+            function_arn=fn.function_arn, account_id=account_id, region=region, event=event,
+            request_id=str(uuid.uuid4()), spec=_spec(fn), code=fn.code_bytes,
+            attempts=1 + max(0, retries), on_failure=on_failure,
+        )
+        with self._pending_lock:
+            self._pending += 1
+        self._jobs.put(job)
+        return job.request_id
+
+    def invoke_api(self, fn: Any, body: Any, request_headers: Any, response_headers: dict[str, Any]) -> bytes:
+        """Lambda Invoke: run now (RequestResponse), queue (Event) or only check (DryRun)."""
+        headers = {str(k).lower(): v for k, v in dict(request_headers or {}).items()}
+        kind = headers.get("x-amz-invocation-type", "RequestResponse")
+        if isinstance(body, bytes):
+            body = body.decode("utf-8")
+        event = json.loads(body) if body else {}
+        if kind == "DryRun":
+            return b""
+        if kind == "Event":
+            account_id = fn.account_id
+            request_id = self._queue(account_id, fn.region, fn, event)
+            response_headers["x-amzn-requestid"] = request_id
+            return b""
+        result = self.runner.invoke(_spec(fn), lambda: fn.code_bytes, event)
+        response_headers["x-amzn-requestid"] = result.request_id
+        response_headers["x-amz-executed-version"] = str(fn.version)
+        if headers.get("x-amz-log-type") == "Tail":
+            tail = result.log_text.encode("utf-8")[-4096:]
+            response_headers["x-amz-log-result"] = base64.b64encode(tail).decode("ascii")
+        if not result.ok:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(result.error).encode("utf-8")
+        return result.payload.encode("utf-8")
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                self._run_async(job)
+            except Exception as exc:  # noqa: BLE001 - keep the dispatcher alive, say what happened
+                self.say(f"invocation {job.request_id} of {job.function_arn} could not run: {exc}")
+            finally:
+                with self._pending_lock:
+                    self._pending -= 1
+                    self._pending_lock.notify_all()
+
+    def _run_async(self, job: _AsyncJob) -> None:
+        result: Invocation | None = None
+        for attempt in range(job.attempts):
+            if attempt:
+                time.sleep(self.retry_delays[min(attempt - 1, len(self.retry_delays) - 1)])
+            result = self.runner.invoke(job.spec, lambda: job.code, job.event, job.request_id)
+            if result.ok:
+                return
+        if job.on_failure and result is not None:
+            self._send_failure(job, result)
+
+    def _send_failure(self, job: _AsyncJob, result: Invocation) -> None:
+        """The on-failure destination record (SQS), as Lambda writes it after the last retry."""
+        if ":sqs:" not in job.on_failure:  # type: ignore[operator]
+            self.say(f"on-failure destination {job.on_failure} is not an SQS queue; not delivered")
+            return
+        queue_name = job.on_failure.rsplit(":", 1)[-1]  # type: ignore[union-attr]
+        account = job.on_failure.split(":")[4]  # type: ignore[union-attr]
+        sqs = self._client_for("sqs")(job.on_failure.split(":")[3])  # type: ignore[union-attr]
+        record = {
+            "version": "1.0",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "requestContext": {
+                "requestId": job.request_id, "functionArn": f"{job.function_arn}:$LATEST",
+                "condition": "RetriesExhausted", "approximateInvokeCount": job.attempts,
+            },
+            "requestPayload": job.event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": result.error,
+        }
+        try:
+            url = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
+        except Exception as exc:  # noqa: BLE001
+            self.say(f"could not deliver failure record to {job.on_failure}: {exc}")
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until queued asynchronous invocations have run (True) or the timeout passed."""
+        deadline = time.monotonic() + timeout_s
+        with self._pending_lock:
+            while self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._pending_lock.wait(remaining)
+        return True
+
+
+# --- the emulator process -------------------------------------------------------------------
+
+
+def port_available(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class Emulator:
+    """moto's server + the dispatcher + saved state, in this process."""
+
+    def __init__(self, port: int = DEFAULT_PORT, state_dir: Path = DEFAULT_STATE_DIR, host: str = "127.0.0.1",
+                 concurrency: int = 2, persist: bool = True, say: Callable[[str], None] = print):
+        self.host, self.port, self.state_dir = host, port, Path(state_dir)
+        self.concurrency, self.persist, self.say = concurrency, persist, say
+        self.server: Any = None
+        self.dispatcher: Dispatcher | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> str:
+        require_moto()
+        if self.port and not port_available(self.host, self.port):
+            raise EmulatorError(
+                f"port {self.port} on {self.host} is in use (LocalStack? another `imgproc local up`?); "
+                "choose another with --port, or --port 0 for any free port"
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        from moto.server import ThreadedMotoServer
+
+        if self.persist:
+            self.say(load_state(self.state_dir / STATE_FILE))
+        self.server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self.server.start()
+        self.port = self.server.get_host_and_port()[1]
+        self.dispatcher = Dispatcher(self.endpoint, self.state_dir / "cache", self.concurrency, say=self.say).install()
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.uninstall()
+            self.dispatcher = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+            if self.persist:
+                size = save_state(self.state_dir / STATE_FILE)
+                self.say(f"saved state to {self.state_dir / STATE_FILE} ({size} bytes)")
+
+
+def serve(port: int, state_dir: Path, concurrency: int = 2, persist: bool = True,
+          say: Callable[[str], None] = print) -> int:
+    """Run the emulator until SIGTERM/SIGINT; writes <state-dir>/emulator.json once ready."""
+    emulator = Emulator(port=port, state_dir=state_dir, concurrency=concurrency, persist=persist, say=say)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    endpoint = emulator.start()
+    info = {"pid": os.getpid(), "endpoint": endpoint, "port": emulator.port, "state_dir": str(Path(state_dir).resolve()),
+            "started": time.time(), "detached": os.getpgid(0) == os.getpid()}
+    info_path = Path(state_dir) / INFO_FILE
+    info_path.write_text(json.dumps(info), encoding="utf-8")
+    say(f"emulator ready at {endpoint} (pid {os.getpid()})")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        say("stopping")
+        emulator.stop()
+        try:
+            if json.loads(info_path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                info_path.unlink()
+        except (OSError, ValueError):
+            pass
+    return 0
+
+
+# --- starting and stopping it from the CLI -----------------------------------------------------
+
+
+def read_info(state_dir: Path) -> dict[str, Any] | None:
+    """The running emulator's endpoint and pid, or None when none is running for this folder."""
+    path = Path(state_dir) / INFO_FILE
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not _is_emulator(info.get("pid", 0)):
+        path.unlink(missing_ok=True)
+        return None
+    return info
+
+
+def _is_emulator(pid: int) -> bool:
+    """True when ``pid`` is alive and is an emulator process (not a recycled pid)."""
+    if pid <= 0:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True  # no /proc (macOS): trust the info file
+    return b"cli.emulator" in cmdline or b"imgproc" in cmdline
+
+
+def start_detached(port: int, state_dir: Path, concurrency: int = 2, persist: bool = True,
+                   timeout_s: float = 30.0) -> dict[str, Any]:
+    """Start `python -m cli.emulator serve` in its own session; returns its info once ready."""
+    require_moto()
+    state_dir = Path(state_dir)
+    running = read_info(state_dir)
+    if running:
+        raise EmulatorError(f"an emulator is already running at {running['endpoint']} (pid {running['pid']}); "
+                            "stop it with `imgproc local down`")
+    if port and not port_available("127.0.0.1", port):
+        raise EmulatorError(f"port {port} on 127.0.0.1 is in use (LocalStack? another `imgproc local up`?); "
+                            "choose another with --port, or --port 0 for any free port")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / LOG_FILE
+    command = [sys.executable, "-m", "cli.emulator", "serve", "--port", str(port), "--state-dir", str(state_dir),
+               "--concurrency", str(concurrency)] + ([] if persist else ["--no-persist"])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]))
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, env=env)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        info = read_info(state_dir)
+        if info and info.get("pid") == process.pid:
+            info["log"] = str(log_path)
+            return info
+        if process.poll() is not None:
+            tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
+            raise EmulatorError(f"the emulator exited during start-up: {tail[0] if tail else 'no output'} (see {log_path})")
+        time.sleep(0.1)
+    _terminate(process.pid, group=True, timeout_s=5)
+    raise EmulatorError(f"the emulator did not become ready within {timeout_s:.0f} s (see {log_path})")
+
+
+def _terminate(pid: int, group: bool, timeout_s: float) -> bool:
+    """SIGTERM (to the process group when detached), then SIGKILL after the timeout; True if it exited."""
+    send = (lambda sig: os.killpg(pid, sig)) if group else (lambda sig: os.kill(pid, sig))
+    try:
+        send(signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _alive(pid, group):
+            return True
+        time.sleep(0.1)
+    try:
+        send(signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return False
+
+
+def _alive(pid: int, group: bool) -> bool:
+    try:
+        if group:
+            os.killpg(pid, 0)
+        else:
+            os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return not group
+
+
+def stop(state_dir: Path, timeout_s: float = 30.0) -> dict[str, Any] | None:
+    """Stop the emulator running for ``state_dir``; returns its info, or None if none was running."""
+    info = read_info(state_dir)
+    if info is None:
+        return None
+    clean = _terminate(info["pid"], group=bool(info.get("detached")), timeout_s=timeout_s)
+    info["clean"] = clean
+    (Path(state_dir) / INFO_FILE).unlink(missing_ok=True)
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cli.emulator", description="The `imgproc local` emulator process.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("serve")
+    run.add_argument("--port", type=int, default=DEFAULT_PORT)
+    run.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    run.add_argument("--concurrency", type=int, default=2)
+    run.add_argument("--no-persist", action="store_true")
+    args = parser.parse_args(argv)
+
+    def say(message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+    try:
+        return serve(args.port, args.state_dir, args.concurrency, not args.no_persist, say=say)
+    except EmulatorError as exc:
+        say(f"error: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
