@@ -96,7 +96,9 @@ class Runtime:
         """Parse ``IMGPROC_*`` (ConfigError naming the variable) and load the presets file."""
         settings = parse_settings(env, PACKAGE_ROOT)
         if config is None:
-            config = load_presets(settings, explicit="IMGPROC_CONFIG" in env)
+            # The default name may be set explicitly (deploy does); only another, missing path is an error.
+            explicit = env.get("IMGPROC_CONFIG", "").strip() not in ("", "imgproc.toml")
+            config = load_presets(settings, explicit=explicit)
         return cls(settings, config, client_factory)
 
     def client(self, service: str) -> Any:
@@ -118,7 +120,7 @@ class Runtime:
 
 
 def load_presets(settings: HandlerSettings, explicit: bool) -> Any:
-    """IMGPROC_CONFIG if it exists; the built-in presets when the default file is absent."""
+    """IMGPROC_CONFIG if it exists; the built-in presets when the default imgproc.toml is absent."""
     from core.recipe import builtin_config, load_config
 
     path = settings.config_path
