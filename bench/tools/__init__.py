@@ -1,0 +1,1 @@
+"""One runner per tool; each does the benchmark job on a folder (see job.py)."""
