@@ -57,6 +57,10 @@ class EmulatorError(Exception):
     """A one-line problem starting or stopping the emulator."""
 
 
+class EmulatorUnavailable(EmulatorError):
+    """moto's server (the `imgproc[local]` extra) is not installed."""
+
+
 def require_moto() -> str:
     """moto's version, or a clear error naming the extra to install."""
     try:
@@ -64,7 +68,7 @@ def require_moto() -> str:
         import moto
         from moto.server import ThreadedMotoServer  # noqa: F401
     except ImportError as exc:
-        raise EmulatorError(
+        raise EmulatorUnavailable(
             f"`imgproc local` needs moto's server ({exc.name} is missing): pip install 'imgproc[local]'"
         ) from None
     return moto.__version__
@@ -523,6 +527,9 @@ class Emulator:
 def serve(port: int, state_dir: Path, concurrency: int = 2, persist: bool = True,
           say: Callable[[str], None] = print) -> int:
     """Run the emulator until SIGTERM/SIGINT; writes <state-dir>/emulator.json once ready."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in the log
     emulator = Emulator(port=port, state_dir=state_dir, concurrency=concurrency, persist=persist, say=say)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
