@@ -303,8 +303,9 @@ class PrettyRenderer:
                     t.append(",")
                 t.append(str(r.get("name", "?")), style="dim" if r.get("outcome") == "unchanged" else "cyan")
         total = (d.get("ms") or {}).get("total") if isinstance(d.get("ms"), dict) else d.get("ms")
-        t.append(f"  {human_bytes(d.get('bytes_in'))} → {human_bytes(d.get('bytes_out'))}")
-        t.append(f"  {human_ms(total)}")
+        if outcome != "skipped":
+            t.append(f"  {human_bytes(d.get('bytes_in'))} → {human_bytes(d.get('bytes_out'))}")
+            t.append(f"  {human_ms(total)}")
         style = {"ok": "green", "failed": "red bold", "skipped": "yellow"}.get(outcome, "")
         t.append(f"  {outcome}", style=style)
         err = d.get("error")

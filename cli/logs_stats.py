@@ -102,7 +102,7 @@ class Stats:
         return len(self.init_ms)
 
     def per_rendition(self) -> dict[str, Summary]:
-        rows = {name: Summary.of(values) for name, values in sorted(self.rendition_ms.items())}
+        rows = {name: Summary.of(values) for name, values in self.rendition_ms.items()}  # first-seen order
         if self.total_ms:
             rows["(total per image)"] = Summary.of(self.total_ms)
         return rows
@@ -148,9 +148,12 @@ def render_stats(stats: Stats, console, title: str) -> None:
     """Rich tables: invocations and images, processing ms per rendition, memory."""
     from rich.table import Table
 
+    from rich.markup import escape
+
     from cli.logs_render import human_bytes
 
-    overview = Table(title=title, show_header=False, title_justify="left")
+    console.print(f"[bold]{escape(title)}[/bold]")
+    overview = Table(show_header=False)
     overview.add_column(style="bold")
     overview.add_column(justify="right")
     failed_inv = f" ({stats.failed_invocations} failed)" if stats.failed_invocations else ""

@@ -276,7 +276,7 @@ def test_errors_shows_failures_and_the_reports_of_their_invocations(logs_client)
     assert any("Task timed out" in t for t in texts)
     reports = [o["report"]["request_id"] for o in objects if "report" in o]
     # the failed image's invocation and the timed-out one; not the four good ones
-    assert reports == ["6f1c1e7e-0000-4000-8000-000000000003", "6f1c1e7e-0000-4000-8000-000000000006"]
+    assert reports == ["c91e5f02-7a6b-4d3c-b1e8-2d4f6a8c0e93", "81f6d3b2-5e0a-4c7d-9a4b-3c8e2f1d0a58"]
     assert len(objects) < len(written)
 
 
@@ -332,7 +332,7 @@ def test_pretty_shows_one_row_per_image_and_one_line_per_invocation(logs_client)
     assert "_aws" not in out and "CloudWatchMetrics" not in out
     invocations = [line for line in lines if "λ" in line]
     assert len(invocations) == 6
-    assert "λ 6f1c1e7e" in invocations[0] and "240 ms (billed 241 ms)" in invocations[0]
+    assert "λ 3f2a9c1e" in invocations[0] and "240 ms (billed 241 ms)" in invocations[0]
     assert "mem 180/1024 MB" in invocations[0] and "cold start: init 412 ms" in invocations[0]
     assert "cold start" not in invocations[2]
     assert "timeout" in invocations[-1]
