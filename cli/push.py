@@ -1,0 +1,264 @@
+"""`imgproc push SRC`: upload images to the deployed input bucket, optionally wait for renditions.
+
+Uploads run concurrently; an object whose size and ETag (MD5) already match
+the local file is skipped. `--wait` polls the output bucket for every
+rendition key the function will write (core.naming.s3_output_key with the
+deployed presets) and reports the end-to-end latency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cli.aws import EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt
+from cli.common import ConfigOpt, ExitCode, err_console, fail
+from core.jobs import META_SOURCE_ETAG
+from core.naming import s3_output_key
+
+IMAGE_TYPES = {
+    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+    ".gif": "image/gif", ".tif": "image/tiff", ".tiff": "image/tiff", ".bmp": "image/bmp",
+    ".avif": "image/avif",
+}
+
+
+@dataclass
+class Upload:
+    path: Path
+    key: str
+    size: int
+    md5: str
+    content_type: str
+    outcome: str = ""  # uploaded / unchanged / failed
+    error: str = ""
+    done_at: float = 0.0
+
+
+@dataclass
+class Target:
+    """Where uploads go and where renditions appear, read from the deployed stack."""
+
+    input_bucket: str
+    output_bucket: str
+    input_prefix: str
+    output_prefix: str
+    presets: tuple[str, ...]
+
+
+def die(message: str, code: ExitCode = ExitCode.USAGE):
+    from cli.deploy import die as _die
+
+    _die(message, code)
+
+
+def collect(src: Path, key_prefix: str) -> list[Upload]:
+    """The images under SRC (or SRC itself), hidden files skipped, keys '/'-separated."""
+    if src.is_file():
+        paths, root = [src], src.parent
+    elif src.is_dir():
+        paths = [p for p in sorted(src.rglob("*")) if p.is_file()
+                 and not any(part.startswith(".") for part in p.relative_to(src).parts)]
+        root = src
+    else:
+        die(f"{src}: no such file or folder")
+    uploads = []
+    for p in paths:
+        ctype = IMAGE_TYPES.get(p.suffix.lower())
+        if ctype is None and src.is_dir():
+            continue
+        data = p.read_bytes()
+        ctype = ctype or mimetypes.guess_type(p.name)[0] or "application/octet-stream"
+        uploads.append(Upload(p, key_prefix + p.relative_to(root).as_posix(), len(data),
+                              hashlib.md5(data).hexdigest(), ctype))
+    return uploads
+
+
+def upload_one(s3, bucket: str, up: Upload) -> Upload:
+    try:
+        head = s3.head_object(Bucket=bucket, Key=up.key)
+        if head.get("ContentLength") == up.size and head.get("ETag", "").strip('"') == up.md5:
+            up.outcome = "unchanged"
+            return up
+    except Exception as exc:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        if code not in ("404", "NoSuchKey", "NotFound"):
+            up.outcome, up.error = "failed", _err(exc)
+            return up
+    try:
+        with open(up.path, "rb") as fh:
+            s3.put_object(Bucket=bucket, Key=up.key, Body=fh, ContentType=up.content_type)
+        up.outcome, up.done_at = "uploaded", time.time()
+    except Exception as exc:
+        up.outcome, up.error = "failed", _err(exc)
+    return up
+
+
+def _err(exc: Exception) -> str:
+    from cli.stack import aws_error
+
+    return aws_error(exc)
+
+
+def upload_all(s3, bucket: str, uploads: list[Upload], jobs: int, console: Console) -> None:
+    with Progress(TextColumn("uploading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("push", total=len(uploads))
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for fut in as_completed([pool.submit(upload_one, s3, bucket, u) for u in uploads]):
+                fut.result()
+                progress.advance(task)
+
+
+def expected_keys(t: Target, config: Any, up: Upload) -> list[str]:
+    return [s3_output_key(t.output_prefix, up.key, r) for r in config.select(t.presets)]
+
+
+def wait_for(s3, t: Target, config: Any, uploads: list[Upload], timeout: float, console: Console
+             ) -> tuple[dict[str, float], list[str]]:
+    """Poll until every rendition of every uploaded source appears (written for this upload).
+
+    Returns ({source key: seconds from upload to its last rendition}, [missing rendition keys]).
+    """
+    pending = {u.key: (u, set(expected_keys(t, config, u))) for u in uploads}
+    latency: dict[str, float] = {}
+    deadline = time.time() + timeout
+    total = sum(len(keys) for _, keys in pending.values())
+    with Progress(TextColumn("waiting for renditions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("wait", total=total)
+        while pending and time.time() < deadline:
+            for key, (up, keys) in list(pending.items()):
+                for out_key in list(keys):
+                    if _is_current(s3, t.output_bucket, out_key, up):
+                        keys.discard(out_key)
+                        progress.advance(task)
+                if not keys:
+                    latency[key] = time.time() - up.done_at
+                    del pending[key]
+            if pending:
+                time.sleep(0.5)
+    missing = sorted(k for _, keys in pending.values() for k in keys)
+    return latency, missing
+
+
+def _is_current(s3, bucket: str, key: str, up: Upload) -> bool:
+    """The rendition exists and was made from this upload (source ETag metadata, else its time)."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except Exception:
+        return False
+    etag = head.get("Metadata", {}).get(META_SOURCE_ETAG)
+    if etag:
+        return etag == up.md5
+    modified = head.get("LastModified")
+    return modified is not None and modified.timestamp() >= up.done_at - 2
+
+
+def read_target(ctx) -> Target:
+    """Buckets from the stack outputs; prefixes and presets from the function's environment."""
+    from cli.stack import describe_stack, stack_outputs
+
+    name = ctx.settings.stack_name
+    stack = describe_stack(ctx.target.client("cloudformation"), name)
+    if stack is None:
+        die(f"no stack named {name} (run `imgproc deploy`)", ExitCode.FAILED)
+    outputs = stack_outputs(stack)
+    if not outputs.get("InputBucketName"):
+        die(f"stack {name} has no InputBucketName output (run `imgproc status`)", ExitCode.FAILED)
+    env: dict[str, str] = {}
+    if outputs.get("FunctionName"):
+        try:
+            env = ctx.target.client("lambda").get_function_configuration(
+                FunctionName=outputs["FunctionName"]).get("Environment", {}).get("Variables", {})
+        except Exception:
+            env = {}
+    s = ctx.settings
+    presets = tuple(p for p in env.get("IMGPROC_PRESETS", "").split(",") if p) or s.presets or tuple(ctx.config.presets)
+    return Target(outputs["InputBucketName"], outputs.get("OutputBucketName", ""),
+                  env.get("IMGPROC_INPUT_PREFIX", s.input_prefix), env.get("IMGPROC_OUTPUT_PREFIX", s.output_prefix),
+                  presets)
+
+
+def push(
+    src: Annotated[Path, typer.Argument(help="Image file or folder (searched recursively).", show_default=False)],
+    prefix: Annotated[str, typer.Option("--prefix", help="Key prefix under the input prefix, e.g. 'trip/'.")] = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until every rendition appears in the output bucket.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.0, help="Seconds --wait waits at most.")] = 120.0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Concurrent uploads.")] = 8,
+    stack: Annotated[str | None, typer.Option("--stack", help="Stack name. Default: [deploy].stack_name or 'imgproc'.",
+                                              show_default=False)] = None,
+    config: ConfigOpt = None,
+    endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    localstack: LocalstackOpt = False,
+) -> None:
+    """Upload a folder's images to the deployed input bucket.
+
+    Files whose object already has the same size and MD5 are skipped, so a
+    rerun uploads only what changed. With --wait, waits until the function has
+    written every rendition and reports the end-to-end latency.
+
+    Example:
+
+        imgproc push ./photos --prefix trip/ --wait --timeout 60
+    """
+
+    from cli.deploy import aws_fail, resolve
+
+    if prefix and (prefix.startswith("/") or not prefix.endswith("/")):
+        die("--prefix: use a path ending with '/', without a leading '/', e.g. 'trip/'")
+    ctx = resolve(config, stack, None, endpoint_url, profile, region, localstack)
+    ctx.region()
+    out, err = Console(highlight=False), err_console()
+    try:
+        t = read_target(ctx)
+        uploads = collect(src, t.input_prefix + prefix)
+        if not uploads:
+            die(f"{src}: no images found ({', '.join(sorted(IMAGE_TYPES))})", ExitCode.USAGE)
+        s3 = ctx.target.client("s3", max_pool_connections=max(10, jobs))
+        started = time.time()
+        upload_all(s3, t.input_bucket, uploads, jobs, err)
+        seconds = time.time() - started
+        done = [u for u in uploads if u.outcome == "uploaded"]
+        same = [u for u in uploads if u.outcome == "unchanged"]
+        failed = [u for u in uploads if u.outcome == "failed"]
+        for u in failed:
+            out.print(f"[red]failed[/] {u.path}: {u.error}", soft_wrap=True)
+        size = sum(u.size for u in done)
+        out.print(f"uploaded {len(done)} ({size / 1_000_000:.1f} MB), unchanged {len(same)}, failed {len(failed)} "
+                  f"-> s3://{t.input_bucket}/{t.input_prefix + prefix} in {seconds:.1f} s", soft_wrap=True)
+        code = ExitCode.FAILED if failed else ExitCode.OK
+        if wait and done:
+            latency, missing = wait_for(s3, t, ctx.config, done, timeout, err)
+            if latency:
+                values = sorted(latency.values())
+                out.print(f"renditions ready for {len(latency)}/{len(done)} images: latency median "
+                          f"{statistics.median(values):.1f} s, max {values[-1]:.1f} s "
+                          f"(upload -> last rendition in s3://{t.output_bucket}/{t.output_prefix})", soft_wrap=True)
+            if missing:
+                out.print(f"[red]timeout[/] after {timeout:g} s: {len(missing)} renditions missing, e.g. "
+                          f"{missing[0]} (check `imgproc logs` and `imgproc status`)", soft_wrap=True)
+                code = ExitCode.FAILED
+        elif wait:
+            out.print("nothing uploaded, nothing to wait for")
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        aws_fail(exc)
+    raise typer.Exit(int(code))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("push")(push)
