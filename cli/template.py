@@ -1,7 +1,7 @@
 """The CloudFormation template, generated from code: one small function per resource group.
 
-`template(settings, presets)` merges the groups below; a new group (the API's
-`api_resources`) is one more entry in GROUPS or one `_merge` line. Names that
+`template(settings, presets, groups)` merges the resource groups (GROUPS by
+default); a new group (the API's) is one more entry: `[*GROUPS, api_group(a)]`. Names that
 would create the classic bucket -> notification -> permission -> function
 cycle are built as strings (`Fn::Sub`) instead of references: the input
 bucket's name is fixed from the stack name, account and region.
@@ -257,8 +257,8 @@ def _merge(doc: Doc, part: Doc) -> None:
         target.update(items)
 
 
-def template(s: DeploySettings, presets: tuple[str, ...], code: tuple[str, str] | None = None,
-             groups: list[Group] | None = None) -> Doc:
+def template(s: DeploySettings, presets: tuple[str, ...], groups: list[Group] | None = None, *,
+             code: tuple[str, str] | None = None) -> Doc:
     """The whole stack as one CloudFormation document (a dict); ``code`` = (bucket, key) of the package."""
     doc: Doc = {
         "AWSTemplateFormatVersion": "2010-09-09",
