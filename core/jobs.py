@@ -140,7 +140,7 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
     t = time.perf_counter()
     info = source.head(key)
     if info is None:
-        skipped(record, "source object no longer exists", "WARNING")
+        skipped(record, "source object not found (deleted since the event?)", "WARNING")
         return
     record["source"] = {"bytes": info.size, "etag": info.etag}
     if is_imgproc_output(info):

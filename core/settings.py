@@ -16,10 +16,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from core.errors import ConfigError
-from core.recipe import Limits
+
+if TYPE_CHECKING:  # at run time only dataclasses.replace touches Limits: keep the import light
+    from core.recipe import Limits
 
 # name -> (default, one-line meaning). The README table is generated from this.
 VARIABLES: dict[str, tuple[str | None, str]] = {
@@ -53,7 +55,7 @@ class HandlerSettings:
     rekognition: bool = False
     config_path: Path | None = None
 
-    def limits(self, base: Limits) -> Limits:
+    def limits(self, base: "Limits") -> "Limits":
         """The presets file's limits with the environment's overrides applied."""
         changes = {}
         if self.max_source_bytes is not None:

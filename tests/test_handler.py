@@ -356,3 +356,24 @@ def test_clients_are_created_once_and_reused_with_standard_retries(s3, lambda_co
     lambda_entry.handler(put_event(IN, ["a.jpg"]), lambda_context)
     assert lambda_entry._RUNTIME is runtime and runtime.client("s3") is client
     assert client.meta.config.retries["mode"] == "standard"
+
+
+def test_importing_the_handler_loads_neither_boto3_nor_pillow():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, lambda_entry; "
+            "print(sorted(m for m in ('boto3', 'botocore', 'PIL', 'lambda_api', 'typer') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(lambda_entry.__file__).parent).stdout
+    assert out.strip() == "[]"
+
+
+def test_api_handler_delegates_to_lambda_api(monkeypatch):
+    import types
+
+    module = types.ModuleType("lambda_api")
+    module.handle = lambda event, context: {"statusCode": 200, "body": event["path"]}
+    monkeypatch.setitem(__import__("sys").modules, "lambda_api", module)
+    assert lambda_entry.api_handler({"path": "/thumb/a.jpg"}, None) == {"statusCode": 200, "body": "/thumb/a.jpg"}
