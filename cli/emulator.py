@@ -94,12 +94,18 @@ class _StatePickler(pickle.Pickler):
         return NotImplemented
 
 
-def _service_backends() -> dict[str, Any]:
+def _service_backends(names: set[str] | None = None) -> dict[str, Any]:
+    """moto's per-service state holders: the ``names`` given, or those of services already in use."""
     from moto.backend_index import backend_url_patterns
-    from moto.backends import get_backend
+    from moto.backends import ALT_SERVICE_NAMES, get_backend
 
     found = {}
     for name in sorted({n for n, _ in backend_url_patterns} - _UNSAVED):
+        if names is not None and name not in names:
+            continue
+        # A service nobody called was never imported (and holds nothing): importing all ~150 costs seconds.
+        if names is None and f"moto.{ALT_SERVICE_NAMES.get(name, name)}" not in sys.modules:
+            continue
         try:
             found[name] = get_backend(name)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - a service whose optional dependency is missing
@@ -136,7 +142,7 @@ def load_state(path: Path) -> str:
         aside = path.with_suffix(f".moto-{saved.get('moto')}")
         path.replace(aside)
         return f"saved state is from moto {saved.get('moto')} (now {moto.__version__}); moved to {aside.name}, starting empty"
-    backends = _service_backends()
+    backends = _service_backends(set(saved["services"]))
     for name, accounts in saved["services"].items():
         if name in backends:
             backends[name].clear()
