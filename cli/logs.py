@@ -194,9 +194,11 @@ def _select(events: Iterable, renderer, selector: Selector) -> list[Line]:
 
 
 def _follow(fetcher: Fetcher, window: Window, renderer, selector: Selector, limit: int | None, err) -> None:
+    from rich.markup import escape
+
     follower = Follower(
         fetcher, window.start_ms, sleep=lambda s: SLEEP(s),
-        on_throttle=lambda d: err.print(f"[yellow]CloudWatch Logs is throttling; next poll in {d:.0f}s[/yellow]"),
+        on_retry=lambda delay, exc: err.print(f"[yellow]{escape(str(exc))}; trying again in {delay:.0f}s[/yellow]"),
     )
     err.print(f"[dim]Following {fetcher.log_group} from {_hms(window.start_ms)} UTC; Ctrl-C to stop.[/dim]")
     first = True

@@ -210,15 +210,28 @@ class Fetcher:
                 ) from None
             if code in THROTTLING_CODES:
                 raise Throttled(f"CloudWatch Logs is throttling reads: {_one_line(exc)}") from None
-            raise LogsUnavailable(f"cannot read {self.log_group!r}: {_one_line(exc)}") from None
+            status = (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            error = TransientLogsError if status >= 500 else LogsUnavailable
+            raise error(f"cannot read {self.log_group!r}: {_one_line(exc)}") from None
         except BotoCoreError as exc:
-            raise LogsUnavailable(f"cannot read {self.log_group!r}: {_one_line(exc)}") from None
+            error = TransientLogsError if isinstance(exc, _connection_errors()) else LogsUnavailable
+            raise error(f"cannot read {self.log_group!r}: {_one_line(exc)}") from None
 
 
-class Throttled(LogsUnavailable):
-    """FilterLogEvents still throttled after botocore's own retries."""
+class TransientLogsError(LogsUnavailable):
+    """A read that may work later: throttled, a 5xx, or a dropped connection."""
 
     transient = True
+
+
+class Throttled(TransientLogsError):
+    """FilterLogEvents still throttled after botocore's own retries."""
+
+
+def _connection_errors() -> tuple[type[Exception], ...]:
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+    return (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)
 
 
 # --- following -------------------------------------------------------------------
@@ -252,7 +265,10 @@ class Follower:
     """Polls a Fetcher with a moving start time and yields each event exactly once.
 
     ``sleep`` is injected so tests run without waiting (and can append events
-    between polls); ``on_throttle`` is told the delay when a poll was throttled.
+    between polls). After the first successful poll, throttling, 5xx answers and
+    dropped connections back off (``on_retry`` is told the delay and the error)
+    instead of ending the tail; a failing first poll raises, since the target is
+    then most likely wrong.
     """
 
     fetcher: Fetcher
@@ -260,7 +276,7 @@ class Follower:
     overlap_ms: int = OVERLAP_MS
     sleep: Callable[[float], None] = time.sleep
     backoff: Backoff = field(default_factory=Backoff)
-    on_throttle: Callable[[float], None] | None = None
+    on_retry: Callable[[float, Exception], None] | None = None
     seen: dict[str, int] = field(default_factory=dict)  # event id -> timestamp
     newest_ms: int | None = None
     polls: int = 0
@@ -295,10 +311,12 @@ class Follower:
         while True:
             try:
                 fresh = self.poll()
-            except Throttled:
+            except TransientLogsError as exc:
+                if self.polls == 0 and not isinstance(exc, Throttled):
+                    raise
                 delay = self.backoff.throttled()
-                if self.on_throttle:
-                    self.on_throttle(delay)
+                if self.on_retry:
+                    self.on_retry(delay, exc)
                 self.sleep(delay)
                 continue
             yield fresh

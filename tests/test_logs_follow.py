@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from cli import logs as logs_cmd
-from cli.logs_source import Backoff, Fetcher, Follower
+from cli.logs_source import Backoff, Fetcher, Follower, TransientLogsError
 from conftest import subprocess_env
 from test_logs import GROUP, logs_client, make_app, now_ms, put_events, runner, short_messages  # noqa: F401
 
@@ -111,28 +111,54 @@ def test_backoff_policy():
     assert b.busy() == 1.0
 
 
-def test_a_throttled_poll_backs_off_and_loses_nothing(logs_client):
-    base = now_ms() - 10_000
-    put_events(logs_client, GROUP, "a", [(base, "before")])
+def _throttling():
+    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "FilterLogEvents")
+
+
+def _server_error():
+    return ClientError({"Error": {"Code": "ServiceUnavailableException", "Message": "try later"},
+                        "ResponseMetadata": {"HTTPStatusCode": 503}}, "FilterLogEvents")
+
+
+def _dropped_connection():
+    return EndpointConnectionError(endpoint_url="https://logs.us-east-1.amazonaws.com/")
+
+
+def _fail_calls(client, numbers: set[int], make_error) -> None:
+    """Make the given FilterLogEvents calls (1-based) of a real moto client fail."""
     calls = {"n": 0}
 
-    def throttle_the_second_call(**_):
+    def maybe_fail(**_):
         calls["n"] += 1
-        if calls["n"] == 2:
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
-                              "FilterLogEvents")
+        if calls["n"] in numbers:
+            raise make_error()
 
-    logs_client.meta.events.register("before-call.logs.FilterLogEvents", throttle_the_second_call)
-    script = Script(logs_client, [[("a", base + 1, "during")], [], []])
-    throttles: list[float] = []
+    client.meta.events.register("before-call.logs.FilterLogEvents", maybe_fail)
+
+
+@pytest.mark.parametrize("make_error", [_throttling, _server_error, _dropped_connection])
+def test_a_failed_poll_while_following_backs_off_and_loses_nothing(logs_client, make_error):
+    base = now_ms() - 10_000
+    put_events(logs_client, GROUP, "a", [(base, "before")])
+    _fail_calls(logs_client, {2, 3}, make_error)
+    script = Script(logs_client, [[("a", base + 1, "during")], [], [], []])
+    retries: list[float] = []
     follower = Follower(Fetcher(logs_client, GROUP), start_ms=base - 1000, sleep=script,
-                        on_throttle=throttles.append)
+                        on_retry=lambda delay, exc: retries.append(delay))
 
     seen = follow(follower)
 
     assert seen == ["before", "during"]
-    assert throttles == [2.0]
-    assert script.delays[:3] == [1.0, 2.0, 1.0]
+    assert retries == [2.0, 4.0]
+    assert script.delays[:4] == [1.0, 2.0, 4.0, 1.0]
+
+
+def test_a_first_poll_that_cannot_connect_ends_the_follow(logs_client):
+    _fail_calls(logs_client, {1}, _dropped_connection)
+    follower = Follower(Fetcher(logs_client, GROUP), start_ms=now_ms(), sleep=Script(logs_client, []))
+
+    with pytest.raises(TransientLogsError, match="cannot read"):
+        next(iter(follower))
 
 
 # --- the command -------------------------------------------------------------------
