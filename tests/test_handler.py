@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import PurePosixPath
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -174,6 +175,8 @@ def test_keys_in_every_emulators_encoding_reach_the_right_outputs(s3, lambda_con
     for key in keys:  # e.g. "thumb/uploads/c++ notes/a+b=c.jpg": the extension changes, nothing else
         stem = str(PurePosixPath(key).with_suffix(""))
         assert f"thumb/{stem}.jpg" in output_keys(s3)
+        meta = s3.head_object(Bucket=OUT, Key=f"thumb/{stem}.jpg")["Metadata"]
+        assert meta["imgproc-source-key"].isascii() and unquote(meta["imgproc-source-key"]) == key
 
 
 def test_a_corrupt_object_among_good_ones(s3, lambda_context, capsys):
