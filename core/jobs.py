@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 from urllib.parse import quote
 
-from core.errors import ImgprocError, SourceTooLarge
+from core.errors import ImgprocError, SourceTooLarge, StorageError, TransientStorageError
 from core.naming import s3_output_key
 from core.recipe import Limits, Rendition, recipe_hash
 from core.storage import ObjectInfo, Storage
@@ -150,7 +150,7 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
         raise SourceTooLarge(f"{key}: {info.size:,} bytes exceeds the {job.limits.max_source_bytes:,}-byte limit")
 
     # Idempotency: an output whose metadata names this source ETag and recipe is up to date.
-    existing = {r.label: output.head(job.output_key(key, r)) for r in job.renditions}
+    existing = {r.label: _head_output(output, job.output_key(key, r)) for r in job.renditions}
     current = {label for label, o in existing.items()
                if o is not None and o.metadata.get(META_SOURCE_ETAG) == info.etag
                and o.metadata.get(META_RECIPE) == job.recipe}
@@ -205,6 +205,21 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
         t = time.perf_counter()
         record["labels"] = _label(labeler, key, info.etag, result.outputs, output, job, written, metadata)
         ms["labels"] = _ms(t)
+
+
+def _head_output(output: Storage, key: str) -> ObjectInfo | None:
+    """The existing output, or None when absent or when we may not look.
+
+    Without s3:ListBucket on the output bucket S3 answers a HEAD of a missing key
+    with 403, not 404; the check is only an optimisation, so the image is
+    rendered and written (a real permission problem then shows on the PUT).
+    """
+    try:
+        return output.head(key)
+    except TransientStorageError:
+        raise
+    except StorageError:
+        return None
 
 
 def _rendition_entry(r: Rendition, out_key: str, size: int, width: int | None, height: int | None,

@@ -164,3 +164,21 @@ def test_rekognition_is_not_called_when_off(env, buckets, lambda_context, capsys
     with stub:
         assert lambda_entry.handler(put_event(IN, ["uploads/dog 1.jpg"]), lambda_context)["ok"] == 1
     assert "labels" not in image_lines(capsys)[0]
+
+
+def test_a_forbidden_head_on_an_output_still_writes_it(env, lambda_context, capsys):
+    # Without s3:ListBucket on the output bucket, S3 answers HEAD of a missing key with 403.
+    env.setenv("IMGPROC_PRESETS", "thumb")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    data = encode(photo(320, 240))
+    stub = Stubber(s3)
+    stub.add_response("head_object", {"ContentLength": len(data), "ETag": '"aaa"', "Metadata": {}})
+    stub.add_client_error("head_object", "403", "Forbidden", 403)
+    stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(data), len(data))})
+    stub.add_response("put_object", {"ETag": '"x"'}, {
+        "Bucket": OUT, "Key": "thumb/a.jpg", "Body": ANY, "ContentType": "image/jpeg", "Metadata": ANY,
+        "CacheControl": "public, max-age=31536000, immutable"})
+    use_clients(env, s3=s3)
+    with stub:
+        assert lambda_entry.handler(put_event(IN, ["a.jpg"]), lambda_context)["ok"] == 1
+    stub.assert_no_pending_responses()
