@@ -94,6 +94,8 @@ class Line:
     @property
     def is_error(self) -> bool:
         """Outcome failed, level ERROR, a runtime [ERROR] line, or a failed invocation."""
+        if self.kind == EMF:
+            return False  # a metric record; the imgproc line beside it carries the failure
         if self.data is not None:
             level = str(self.data.get("level", "")).upper()
             return self.data.get("outcome") == "failed" or level in ("ERROR", "CRITICAL", "FATAL")
@@ -147,7 +149,7 @@ def classify(event: LogEvent) -> Line:
 class Selector:
     """--key and --errors, applied in time order.
 
-    A Lambda REPORT/END line is kept when an earlier kept line had the same request
+    A Lambda REPORT line is kept when an earlier kept line had the same request
     id, so `--key cat` also shows how long the invocations that handled cat took.
     """
 
@@ -164,7 +166,7 @@ class Selector:
     def __call__(self, line: Line) -> bool:
         if not self.active:
             return True
-        if line.kind in (REPORT, END) and line.request_id and line.request_id in self._matched:
+        if line.kind == REPORT and line.request_id and line.request_id in self._matched:
             return True
         if self.key and not (line.is_imgproc and self.key in _line_key(line)):
             return False
