@@ -85,32 +85,43 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
+def _detail(rec: dict[str, Any]) -> str:
+    err = rec.get("error")
+    if err:
+        return f"{err['type']}: {err['message']}" + (" (transient: Lambda would retry)" if err.get("transient") else "")
+    return str(rec.get("reason", ""))
+
+
 def render_records(records: list[dict[str, Any]], console: Console) -> None:
-    """One row per source image, then one row per rendition under it."""
-    table = Table(title="imgproc invoke", title_justify="left", show_lines=False)
-    for col in ("key", "outcome", "size", "bytes", "ms", "detail"):
-        table.add_column(col, justify="right" if col in ("bytes", "ms") else "left", overflow="fold")
+    """One row per source image, one indented row per rendition, a count line."""
+    details = any(_detail(rec) or rec.get("labels") for rec in records)
+    table = Table(title="imgproc invoke", title_justify="left")
+    table.add_column("key / output key", overflow="fold")
+    table.add_column("outcome")
+    table.add_column("image")
+    table.add_column("bytes", justify="right")
+    table.add_column("ms", justify="right")
+    if details:
+        table.add_column("detail", overflow="fold")
     style = {"ok": "green", "skipped": "yellow", "failed": "red"}
+
+    def row(*cells: str) -> None:
+        table.add_row(*(cells if details else cells[:5]))
+
     for rec in records:
         outcome = rec.get("outcome", "")
         src = rec.get("source") or {}
-        size = f"{src['width']}x{src['height']} {src.get('format', '')}" if src.get("width") else ""
-        if rec.get("error"):
-            err = rec["error"]
-            detail = f"{err['type']}: {err['message']}" + (" (transient: Lambda would retry)" if err.get("transient") else "")
-        else:
-            detail = rec.get("reason", "")
-        label = rec.get("key") or rec.get("event", "")
-        table.add_row(label, f"[{style.get(outcome, '')}]{outcome}[/]", size, _size(src.get("bytes")),
-                      f"{rec.get('ms', {}).get('total', 0):.0f}" if rec.get("ms") else "", detail)
+        dims = f"{src['width']}x{src['height']} {src.get('format', '')}" if src.get("width") else ""
+        total = rec.get("ms", {}).get("total") if isinstance(rec.get("ms"), dict) else None
+        row(rec.get("key") or rec.get("event", ""), f"[{style.get(outcome, '')}]{outcome}[/]", dims,
+            _size(src.get("bytes")), f"{total:.0f}" if total is not None else "", _detail(rec))
         for r in rec.get("renditions", []):
             dims = f"{r['width']}x{r['height']} {r['format']}" if r.get("width") else r.get("format", "")
-            table.add_row(f"  -> {r['output_key']}", r.get("outcome", ""), dims, _size(r.get("bytes")),
-                          f"{r.get('ms', 0):.0f}", "")
+            row(f"  {r['output_key']}", r.get("outcome", ""), dims, _size(r.get("bytes")), f"{r.get('ms', 0):.0f}", "")
         labels = rec.get("labels")
         if labels:
             text = ", ".join(labels.get("names", [])) or labels.get("reason") or labels.get("error", {}).get("message", "")
-            table.add_row(f"  -> {labels.get('sidecar_key', 'labels')}", labels.get("outcome", ""), "", "", "", text)
+            row(f"  {labels.get('sidecar_key', 'labels')}", f"labels {labels.get('outcome', '')}", "", "", "", text)
     console.print(table)
     images = [r for r in records if r.get("event") == "image"]
     counts = {o: sum(1 for r in images if r.get("outcome") == o) for o in ("ok", "skipped", "failed")}
