@@ -44,7 +44,7 @@ class Format(str, Enum):
 
 StackOpt = Annotated[
     str | None,
-    typer.Option("--stack", help=f"Read the LogGroupName output of this stack (default: {DEFAULT_STACK}).",
+    typer.Option("--stack", help=f"Read the LogGroupName output of this stack (default: \\[deploy].stack_name or '{DEFAULT_STACK}').",
                  show_default=False),
 ]
 LogGroupOpt = Annotated[
@@ -168,13 +168,14 @@ def _fetcher(stack, log_group, filter_pattern, endpoint_url, profile, region, lo
         raise ConfigError("use either --stack or --log-group, not both")
     from core.recipe import find_config
 
-    defaults = find_config(None, Path.cwd()).extra.get("aws")
-    target = AwsTarget.resolve(endpoint_url, profile, region, localstack, defaults=defaults)
+    extra = find_config(None, Path.cwd()).extra
+    target = AwsTarget.resolve(endpoint_url, profile, region, localstack, defaults=extra.get("aws"))
     region_name = target.region_name()
     if log_group:
         group, origin = log_group, ""
     else:
-        name = stack or DEFAULT_STACK
+        configured = (extra.get("deploy") or {}).get("stack_name")
+        name = stack or (configured if isinstance(configured, str) and configured else DEFAULT_STACK)
         group = log_group_from_stack(target.client("cloudformation"), name, region_name)
         origin = f"output LogGroupName of stack {name!r}"
     return Fetcher(target.client("logs"), group, filter_pattern or None, origin=origin, region=region_name)

@@ -215,6 +215,17 @@ def test_the_log_group_comes_from_the_stack_output(logs_client):
     assert short_messages(named.stdout) == ["hello from the stack's group"]
 
 
+def test_the_default_stack_is_the_one_imgproc_toml_deploys(logs_client, tmp_path):
+    _create_stack("photos")
+    (tmp_path / "imgproc.toml").write_text('[deploy]\nstack_name = "photos"\n', encoding="utf-8")
+    put_events(logs_client, "/aws/lambda/from-stack", "s", [(now_ms() - 1000, "from the photos stack")])
+
+    result = run("--format", "short")
+
+    assert result.exit_code == 0, result.output
+    assert short_messages(result.stdout) == ["from the photos stack"]
+
+
 @pytest.mark.parametrize("args,needles", [
     (["--log-group", "/aws/lambda/nope"], ["log group '/aws/lambda/nope'", "not found", "us-east-1"]),
     ([], ["stack 'imgproc'", "not found", "--log-group"]),
