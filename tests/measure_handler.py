@@ -3,9 +3,8 @@
     .venv/bin/python tests/measure_handler.py            # 7 runs each, 24 MP JPEG
     .venv/bin/python tests/measure_handler.py --runs 3 --megapixels 12
 
-1. Cold import: a fresh interpreter runs ``import lambda_entry``; we report the
-   median wall time minus the median of an empty interpreter, and the
-   ``-X importtime`` cumulative figure for lambda_entry itself.
+1. Cold import: a fresh interpreter times ``import lambda_entry`` itself (median
+   over runs), plus the ``-X importtime`` cumulative figure for lambda_entry.
 2. Full cold start: ``import lambda_entry`` + ``lambda_entry.runtime()`` (settings,
    presets, Pillow, boto3 client) in a fresh interpreter.
 3. Peak memory: a fresh interpreter runs the handler once on one JPEG stored in
@@ -21,8 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,13 +53,13 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
 """
 
 
-def wall(code: str, runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=ENV, cwd=ROOT, check=True)
-        times.append(time.perf_counter() - t)
-    return times
+def timed(code: str, runs: int) -> float:
+    """Median seconds ``code`` takes in a fresh interpreter, timed inside it (no start-up noise)."""
+    probe = f"import time\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
+    return statistics.median(
+        float(subprocess.run([sys.executable, "-c", probe], env=ENV, cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout.split()[-1])
+        for _ in range(runs))
 
 
 def importtime_us(runs: int) -> float:
@@ -119,13 +116,12 @@ def main() -> None:
     parser.add_argument("--megapixels", type=float, default=24.0)
     args = parser.parse_args()
 
-    empty = statistics.median(wall("pass", args.runs))
-    light = statistics.median(wall("import lambda_entry", args.runs))
-    full = statistics.median(wall("import lambda_entry; lambda_entry.runtime().client('s3')", args.runs))
+    light = timed("import lambda_entry", args.runs)
+    full = timed("import lambda_entry\nlambda_entry.runtime().client('s3')", args.runs)
     print(f"python {sys.version.split()[0]}, {args.runs} runs each (medians)")
-    print(f"cold import of lambda_entry:          {1000 * (light - empty):7.1f} ms  (wall, minus empty interpreter)")
+    print(f"cold import of lambda_entry:          {1000 * light:7.1f} ms  (timed in a fresh interpreter)")
     print(f"  -X importtime cumulative:           {importtime_us(args.runs) / 1000:7.1f} ms")
-    print(f"import + cold-start runtime + client: {1000 * (full - empty):7.1f} ms  (settings, presets, Pillow, boto3)")
+    print(f"import + cold-start runtime + client: {1000 * full:7.1f} ms  (settings, presets, Pillow, boto3)")
     mem = peak_memory(args.megapixels)
     print(f"one {mem['width']}x{mem['height']} JPEG ({mem['jpeg_bytes'] / 1e6:.1f} MB) through the handler (moto server):")
     print(f"  peak RSS (ru_maxrss of the process): {mem['child_maxrss_kb'] / 1024:7.1f} MB  (VmHWM "
