@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from core.errors import ImgprocError, SourceTooLarge, StorageError, TransientStorageError
