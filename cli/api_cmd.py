@@ -9,6 +9,7 @@ of `--stack`; without either the path and query are printed, ready to append.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -158,6 +159,8 @@ def register(app: typer.Typer) -> None:
             req = SignRequest.create(path, expires, key_id, base_url, stack, param, secret, api, time.time())
         except ImgprocError as exc:
             fail(str(exc), ExitCode.USAGE)
+        # botocore reads AWS_DEFAULT_REGION but not AWS_REGION (which Lambda and most tools set).
+        region = region or os.environ.get("AWS_REGION")
         target = AwsTarget.resolve(endpoint_url, profile, region, localstack, defaults=cfg.extra.get("aws"))
         try:
             outputs = stack_outputs(target, req.stack) if req.stack and not req.base_url else {}
@@ -171,3 +174,12 @@ def register(app: typer.Typer) -> None:
         until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(req.expires))
         err_console().print(f"valid until {until}" + ("" if url.startswith("http") else
                             " (relative: add --base-url or --stack for a full URL)"), markup=False)
+
+
+def prepare_api(target: AwsTarget, config, stack: str, console: Console) -> None:
+    """Before `deploy --api` (signed mode): make sure the key parameter exists."""
+    api = ApiSettings.from_table(config.extra.get("api"), config.source)
+    if api.auth == "signed":
+        name = api.keys_param(stack)
+        if ensure_signing_keys(target.client("ssm"), name):
+            console.print(f"created SSM SecureString {name} with a new signing key", soft_wrap=True, markup=False)

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cli import api_cmd, template_api
 from cli import package as pkg
 from cli import push as push_cmd
 from cli import stack as stk
@@ -159,6 +160,8 @@ def deploy(
     template_only: Annotated[bool, typer.Option("--template-only", help="Print the CloudFormation template and exit.")] = False,
     fmt: Annotated[Fmt, typer.Option("--format", help="Template format for --template-only.")] = Fmt.json,
     arch: ArchOpt = None,
+    api: Annotated[bool, typer.Option("--api", help="Also deploy the retrieval API, GET /images/PRESET/KEY (see "
+                                      "`imgproc sign`); on by default when imgproc.toml has an [api] table.")] = False,
     config: ConfigOpt = None,
     endpoint_url: EndpointOpt = None,
     profile: ProfileOpt = None,
@@ -178,7 +181,11 @@ def deploy(
     """
     ctx = resolve(config, stack, arch.value if arch else None, endpoint_url, profile, region, localstack)
     presets = ctx.presets()
-    doc = template(ctx.settings, presets)
+    try:
+        groups = template_api.groups_for(ctx.config, api)
+    except ConfigError as exc:
+        die(str(exc))
+    doc = template(ctx.settings, presets, groups)
     if template_only:
         print(render(doc, fmt.value), end="")
         return
@@ -199,7 +206,9 @@ def deploy(
         uploaded = stk.upload_artifact(s3, artifacts, built.key, built.path)
         err.print(f"package {_mb(built.size)} sha256 {built.sha256[:12]} "
                   f"{'uploaded to' if uploaded else 'already in'} s3://{artifacts}/{built.key}", soft_wrap=True)
-        doc = template(s, presets, code=(artifacts, built.key))
+        if groups is not None:
+            api_cmd.prepare_api(ctx.target, ctx.config, s.stack_name, err)
+        doc = template(s, presets, groups, code=(artifacts, built.key))
         with err.status("Planning changes..."):
             plan = stk.plan(cfn, s.stack_name, render(doc, "json"), doc,
                             {"CodeBucket": artifacts, "CodeKey": built.key})

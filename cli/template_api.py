@@ -238,3 +238,17 @@ def api_group(a: ApiSettings):
     group.__name__ = "api_resources"
     return group
 
+
+
+def groups_for(config, api_flag: bool):
+    """The template's resource groups with the API added, or None (the default groups) without it.
+
+    The API is part of the stack when ``--api`` is passed or imgproc.toml has an
+    `[api]` table (so a later plain `imgproc deploy` does not delete it).
+    Raises ConfigError for a bad `[api]` table.
+    """
+    if not (api_flag or "api" in config.extra):
+        return None
+    from cli.template import GROUPS
+
+    return [*GROUPS, api_group(ApiSettings.from_table(config.extra.get("api"), config.source))]

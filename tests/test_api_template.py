@@ -125,3 +125,75 @@ def test_the_stack_with_the_api_deploys_on_moto(aws):
     fn = boto3.client("lambda").get_function_configuration(FunctionName="imgproc-api")
     assert fn["Handler"] == "lambda_entry.api_handler"
     assert json.loads(json.dumps(fn["Environment"]["Variables"]))["IMGPROC_AUTH"] == "signed"
+
+
+def test_deploy_template_only_includes_the_api_with_the_flag_or_an_api_table(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["deploy", "--template-only"])
+    assert plain.exit_code == 0 and "ApiUrl" not in json.loads(plain.stdout)["Outputs"]
+    flagged = runner.invoke(app, ["deploy", "--template-only", "--api"])
+    assert flagged.exit_code == 0 and "ApiUrl" in json.loads(flagged.stdout)["Outputs"]
+    (tmp_path / "imgproc.toml").write_text('[api]\nauth = "apikey"\n')
+    table = runner.invoke(app, ["deploy", "--template-only"])
+    assert table.exit_code == 0 and "ApiKeyId" in json.loads(table.stdout)["Outputs"]
+    (tmp_path / "imgproc.toml").write_text('[api]\nauth = "open"\n')
+    bad = runner.invoke(app, ["deploy", "--template-only"])
+    assert bad.exit_code == 2 and "api.auth" in bad.stderr
+
+
+@pytest.mark.slow
+def test_deploy_api_then_sign_then_the_function_serves_the_url(moto_server, tmp_path, capsys):
+    """deploy --api creates the key parameter; `sign --stack` makes a URL the deployed function's
+    handler (its real environment, on moto's server) answers with the rendition."""
+    import os
+    import subprocess
+    import sys
+    from urllib.parse import parse_qsl, urlsplit
+
+    import lambda_api
+    from tests.conftest import LambdaContext, load_event, subprocess_env
+    from tests.imaging import decode, encode, photo
+
+    exe = os.path.join(os.path.dirname(sys.executable), "imgproc")
+    env = subprocess_env(COLUMNS="200", NO_COLOR="1")
+
+    def run(*args):
+        proc = subprocess.run([exe, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        assert proc.returncode in (0, 1), proc.stderr  # 1: emulator wiring problems are reported, not fatal
+        return proc
+
+    deployed = run("deploy", "--api", "--yes")
+    assert "ApiUrl" in deployed.stdout and "created SSM SecureString /imgproc/signing-keys" in deployed.stderr
+    assert "No changes" in run("deploy", "--api", "--yes").stdout
+    fn = boto3.client("lambda").get_function_configuration(FunctionName="imgproc-api")
+    variables = fn["Environment"]["Variables"]
+    boto3.client("s3").put_object(Bucket=variables["IMGPROC_INPUT_BUCKET"], Key="cat 1.jpg",
+                                  Body=encode(photo(400, 300), "JPEG"))
+    signed = run("sign", "thumb/cat 1.jpg", "--stack", "imgproc")
+    url = urlsplit(signed.stdout.strip())
+    assert url.scheme == "https" and url.path.endswith("/prod/images/thumb/cat%201.jpg")
+
+    event = load_event("apigw-get-image.json")
+    event["path"] = url.path.removeprefix("/prod")
+    event["queryStringParameters"] = dict(parse_qsl(url.query))
+    event["multiValueQueryStringParameters"] = None
+    old = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    lambda_api.reset()
+    try:
+        response = lambda_api.handle(event, LambdaContext())
+        again = lambda_api.handle(event, LambdaContext())
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        lambda_api.reset()
+    assert response["statusCode"] == 200 and response["headers"]["Content-Type"] == "image/jpeg"
+    assert again["statusCode"] == 302
+    import requests
+
+    assert decode(requests.get(again["headers"]["Location"], timeout=10).content).size == (200, 150)
