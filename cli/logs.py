@@ -18,7 +18,7 @@ from typing import Annotated, Callable, Iterable
 import typer
 
 from cli.aws import AwsTarget, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt
-from cli.logs_render import Line, Selector, classify, make_renderer
+from cli.logs_render import Line, Selector, classify, iso, make_renderer
 from cli.logs_source import (
     DEFAULT_STACK,
     Fetcher,
@@ -44,8 +44,11 @@ class Format(str, Enum):
 
 StackOpt = Annotated[
     str | None,
-    typer.Option("--stack", help=f"Read the LogGroupName output of this stack (default: \\[deploy].stack_name or '{DEFAULT_STACK}').",
-                 show_default=False),
+    typer.Option(
+        "--stack",
+        help=f"Read the LogGroupName output of this stack (default: \\[deploy].stack_name or '{DEFAULT_STACK}').",
+        show_default=False,
+    ),
 ]
 LogGroupOpt = Annotated[
     str | None,
@@ -113,17 +116,7 @@ def logs(
 
         renderer = make_renderer(fmt.value, Console(highlight=False, soft_wrap=True), _write_line)
         selector = Selector(key=key, errors=errors)
-        if follow:
-            _follow(fetcher, window, renderer, selector, limit, err)
-        else:
-            shown = _select(fetcher.fetch(window.start_ms, window.end_ms), renderer, selector)
-            if limit:
-                shown = shown[-limit:]
-            if not shown:
-                err.print(f"[dim]No matching log events in {fetcher.log_group} {_window_text(window)}; "
-                          "widen it with --since 1h or --since 1d.[/dim]")
-            for line in shown:
-                renderer.render(line)
+        (_follow if follow else _show)(fetcher, window, renderer, selector, limit, err)
 
 
 def stats(
@@ -151,7 +144,7 @@ def stats(
         if as_json:
             _write_line(json.dumps(
                 dict(figures.to_json(), log_group=fetcher.log_group,
-                     since=_iso(window.start_ms), until=_iso(window.end_ms) if window.end_ms else None),
+                     since=iso(window.start_ms), until=iso(window.end_ms) if window.end_ms else None),
             ))
             return
         from rich.console import Console
@@ -174,7 +167,8 @@ def _fetcher(stack, log_group, filter_pattern, endpoint_url, profile, region, lo
     if log_group:
         group, origin = log_group, ""
     else:
-        configured = (extra.get("deploy") or {}).get("stack_name")
+        deploy = extra.get("deploy")
+        configured = deploy.get("stack_name") if isinstance(deploy, dict) else None
         name = stack or (configured if isinstance(configured, str) and configured else DEFAULT_STACK)
         group = log_group_from_stack(target.client("cloudformation"), name, region_name)
         origin = f"output LogGroupName of stack {name!r}"
@@ -192,6 +186,18 @@ def _select(events: Iterable, renderer, selector: Selector) -> list[Line]:
         if selector(line) and renderer.shows(line):
             out.append(line)
     return out
+
+
+def _show(fetcher: Fetcher, window: Window, renderer, selector: Selector, limit: int | None, err) -> None:
+    """One window, newest last; says so on stderr when nothing matched."""
+    shown = _select(fetcher.fetch(window.start_ms, window.end_ms), renderer, selector)
+    if limit:
+        shown = shown[-limit:]
+    if not shown:
+        err.print(f"[dim]No matching log events in {fetcher.log_group} {_window_text(window)}; "
+                  "widen it with --since 1h or --since 1d.[/dim]")
+    for line in shown:
+        renderer.render(line)
 
 
 def _follow(fetcher: Fetcher, window: Window, renderer, selector: Selector, limit: int | None, err) -> None:
@@ -229,8 +235,6 @@ def _stderr():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _iso(ms: int) -> str:
-    return from_ms(ms).isoformat().replace("+00:00", "Z")
 
 
 def _hms(ms: int) -> str:

@@ -276,7 +276,7 @@ def test_filter_pattern_is_applied_by_cloudwatch(logs_client):
 
 
 def test_errors_shows_failures_and_the_reports_of_their_invocations(logs_client):
-    written = load_session(logs_client)
+    load_session(logs_client)
 
     result = run("--log-group", GROUP, "--format", "json", "--errors")
 

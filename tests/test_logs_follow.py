@@ -9,7 +9,6 @@ of waiting, so these tests are fast and deterministic.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
