@@ -277,6 +277,7 @@ class Follower:
     sleep: Callable[[float], None] = time.sleep
     backoff: Backoff = field(default_factory=Backoff)
     on_retry: Callable[[float, Exception], None] | None = None
+    clock: Callable[[], float] = time.time  # seconds since the epoch
     seen: dict[str, int] = field(default_factory=dict)  # event id -> timestamp
     newest_ms: int | None = None
     polls: int = 0
@@ -295,9 +296,12 @@ class Follower:
         return fresh
 
     def query_start(self) -> int:
+        """Overlap before the newest event seen, but never anchored in the future: one
+        line stamped ahead of our clock must not hide the lines that follow it."""
         if self.newest_ms is None:
             return self.start_ms
-        return max(self.start_ms, self.newest_ms - self.overlap_ms)
+        anchor = min(self.newest_ms, int(self.clock() * 1000))
+        return max(self.start_ms, anchor - self.overlap_ms)
 
     def _forget_before(self, start: int) -> None:
         """Ids older than the next query's start can never come back: drop them."""

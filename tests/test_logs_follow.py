@@ -91,6 +91,15 @@ def test_following_forgets_ids_outside_the_overlap_window(logs_client):
     assert sorted(follower.seen.values()) == [base + i * 1000 for i in (16, 17, 18, 19)]
 
 
+def test_a_line_stamped_in_the_future_does_not_hide_later_lines(logs_client):
+    now = now_ms()
+    put_events(logs_client, GROUP, "skewed", [(now + 3600_000, "from a clock an hour fast")])
+    script = Script(logs_client, [[("a", now + 1, "on time")], []])
+    follower = Follower(Fetcher(logs_client, GROUP), start_ms=now - 1000, sleep=script)
+
+    assert follow(follower) == ["from a clock an hour fast", "on time"]
+
+
 def test_polls_back_off_when_idle_and_reset_when_lines_arrive(logs_client):
     base = now_ms() - 10_000
     put_events(logs_client, GROUP, "a", [(base, "first")])
