@@ -434,3 +434,17 @@ def test_selector_remembers_a_bounded_number_of_request_ids():
     last = classify(LogEvent("b", 99, "s", "REPORT RequestId: r9\tDuration: 1 ms"))
     assert not selector(first)
     assert selector(last)
+
+
+def test_pretty_prints_text_literally_and_shows_other_imgproc_events(logs_client):
+    now = now_ms()
+    ignored = json.dumps({"timestamp": "2026-11-26T14:00:00.000Z", "level": "INFO", "service": "imgproc",
+                          "event": "ignored", "request_id": "r1", "bucket": "in", "outcome": "skipped",
+                          "reason": "s3:TestEvent"})
+    put_events(logs_client, GROUP, "s", [(now - 2000, "[bold]not markup[/bold] {not json"), (now - 1000, ignored)])
+
+    result = run("--log-group", GROUP)
+
+    lines = result.stdout.splitlines()
+    assert any("[bold]not markup[/bold] {not json" in line for line in lines)
+    assert any("ignored" in line and "s3:TestEvent" in line and "{" not in line for line in lines)
