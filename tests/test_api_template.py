@@ -170,6 +170,9 @@ def test_deploy_api_then_sign_then_the_function_serves_the_url(moto_server, tmp_
     deployed = run("deploy", "--api", "--yes")
     assert "ApiUrl" in deployed.stdout and "created SSM SecureString /imgproc/signing-keys" in deployed.stderr
     assert "No changes" in run("deploy", "--api", "--yes").stdout
+    with zipfile.ZipFile(tmp_path / "build" / "imgproc-lambda-x86_64.zip") as z:
+        # lambda_entry.api_handler imports lambda_api: without it the API function cannot start.
+        assert "lambda_api.py" in z.namelist()
     fn = boto3.client("lambda").get_function_configuration(FunctionName="imgproc-api")
     variables = fn["Environment"]["Variables"]
     boto3.client("s3").put_object(Bucket=variables["IMGPROC_INPUT_BUCKET"], Key="cat 1.jpg",
