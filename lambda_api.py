@@ -373,12 +373,11 @@ def _serve(req: Request, log: dict[str, Any]) -> dict[str, Any]:
     if hs.is_output_key(hs.input_bucket, key, [r.name for rs in state.config.presets.values() for r in rs.renditions]):
         raise HttpError(404, "not_found", "key is an imgproc output")
 
-    from core.jobs import Job
+    from core.naming import s3_output_key
     from core.storage import S3Bucket
 
     rendition = negotiate(renditions, req.headers.get("accept", ""))
-    job = Job.create((rendition,), state.limits, hs.output_prefix)
-    out_key = job.output_key(key, rendition)
+    out_key = s3_output_key(hs.output_prefix, key, rendition)  # no recipe hash (and no Pillow) for a hit
     log.update(format=rendition.format, output_key=out_key)
     output = S3Bucket(_client("s3"), hs.output_bucket)
     headers = {"Vary": "Accept"} if len(renditions) > 1 else {}
@@ -389,7 +388,7 @@ def _serve(req: Request, log: dict[str, Any]) -> dict[str, Any]:
         return _found(req, settings, out_key, info.etag, headers, remaining, log)
 
     log["cache"] = "miss"
-    data = _render(state, job, key, output, log)
+    data = _render(state, rendition, key, output, log)
     etag = hashlib.md5(data).hexdigest()  # what S3 reports for a single-part PUT
     log["bytes"] = len(data)
     if etag_matches(req.headers.get("if-none-match", ""), etag):  # re-rendered identical bytes
@@ -472,12 +471,13 @@ class _Keep:
         self.data = data
 
 
-def _render(state: _State, job, key: str, output, log: dict[str, Any]) -> bytes:
+def _render(state: _State, rendition: Rendition, key: str, output, log: dict[str, Any]) -> bytes:
     """Render and store one rendition with the S3 handler's engine; map failures to HTTP answers."""
-    from core.jobs import process_object
+    from core.jobs import Job, process_object
     from core.storage import S3Bucket
 
     hs = state.settings.handler
+    job = Job.create((rendition,), state.limits, hs.output_prefix)
     kept = _Keep(output)
     record = process_object(S3Bucket(_client("s3"), hs.input_bucket), key, kept, job, bucket=hs.input_bucket)
     log["ms_render"] = record["ms"]
