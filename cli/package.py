@@ -268,8 +268,35 @@ def build(out: Path, arch: str = "x86_64", config_path: Path | None = None, cach
         raise PackageError(f"{clash[0]} is both in the sources and in Pillow's wheel")
     files.update(pillow)
     check_platform(files, arch)
-    sha = write_zip(files, out)
+    sha = _cached_zip(files, out, cache)
     return Package(out, sha, out.stat().st_size, len(files), arch, version)
+
+
+ZIP_FORMAT = "1"  # bump when write_zip changes its output for the same files
+
+
+def _cached_zip(files: dict[str, bytes], out: Path, cache: Path | None) -> str:
+    """write_zip, but reuse the zip already built from exactly these files (compressing is the slow part)."""
+    digest = hashlib.sha256(ZIP_FORMAT.encode())
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    cached = (cache or cache_dir()) / "packages" / f"{digest.hexdigest()[:40]}.zip"
+    if cached.is_file():
+        data = cached.read_bytes()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+        return hashlib.sha256(data).hexdigest()
+    sha = write_zip(files, out)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        for old in sorted(cached.parent.glob("*.zip"), key=lambda p: p.stat().st_mtime)[:-20]:
+            old.unlink(missing_ok=True)  # keep the 20 newest
+        tmp = cached.with_name(cached.name + f".{os.getpid()}.part")
+        tmp.write_bytes(out.read_bytes())
+        os.replace(tmp, cached)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return sha
 
 
 def default_config_path(explicit: Path | None, cwd: Path) -> Path | None:
