@@ -269,13 +269,17 @@ class _cli_edge:
             self._fail(exc, 2)
         if isinstance(exc, ImgprocError):
             self._fail(exc, 1)
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+        if isinstance(exc, NoRegionError):
+            self._fail("no AWS region: pass --region, set AWS_REGION, or set region in [aws] of imgproc.toml", 2)
+        if isinstance(exc, NoCredentialsError):
+            self._fail("no AWS credentials: pass --profile or set AWS_PROFILE / AWS_ACCESS_KEY_ID", 2)
         if isinstance(exc, (BotoCoreError, ClientError)):
             self._fail(exc, 1)
         return False
 
-    def _fail(self, exc: BaseException, code: int):
+    def _fail(self, exc: BaseException | str, code: int):
         from rich.markup import escape
 
         self.err.print(f"[red]Error:[/red] {escape(' '.join(str(exc).split()))}")

@@ -448,3 +448,15 @@ def test_pretty_prints_text_literally_and_shows_other_imgproc_events(logs_client
     lines = result.stdout.splitlines()
     assert any("[bold]not markup[/bold] {not json" in line for line in lines)
     assert any("ignored" in line and "s3:TestEvent" in line and "{" not in line for line in lines)
+
+
+def test_no_region_is_a_usage_error_with_a_hint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+
+    result = run("--log-group", GROUP)
+
+    assert result.exit_code == 2
+    assert "--region" in result.stderr and len(result.stderr.strip().splitlines()) == 1
