@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import click
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -12,10 +11,10 @@ from cli.app import app
 runner = CliRunner()
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
+def _commands(group, prefix: tuple[str, ...] = ()):
     for name, cmd in sorted(group.commands.items()):
         path = (*prefix, name)
-        if isinstance(cmd, click.Group):
+        if hasattr(cmd, "commands"):  # a sub-app such as `imgproc local`
             yield from _commands(cmd, path)
         else:
             yield path
