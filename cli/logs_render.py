@@ -96,12 +96,14 @@ class Line:
         """Outcome failed, level ERROR, a runtime [ERROR] line, or a failed invocation."""
         if self.kind == EMF:
             return False  # a metric record; the imgproc line beside it carries the failure
+        if self.report is not None:
+            return self.report.status is not None
         if self.data is not None:
             level = str(self.data.get("level", "")).upper()
             return self.data.get("outcome") == "failed" or level in ("ERROR", "CRITICAL", "FATAL")
-        if self.report is not None:
-            return self.report.status is not None
         msg = self.event.message
+        if self.kind == PLATFORM:  # e.g. "INIT_REPORT Init Duration: 9999 ms Phase: init Status: timeout"
+            return bool(_REPORT_STATUS.search(msg))
         return msg.startswith(("[ERROR]", "[CRITICAL]", "Traceback")) or "Task timed out" in msg
 
 
@@ -262,7 +264,7 @@ class PrettyRenderer:
         self._day: str | None = None
 
     def shows(self, line: Line) -> bool:
-        return line.kind not in self.HIDDEN
+        return line.kind not in self.HIDDEN or (line.kind == PLATFORM and line.is_error)
 
     def render(self, line: Line) -> None:
         from rich.text import Text

@@ -460,3 +460,19 @@ def test_no_region_is_a_usage_error_with_a_hint(tmp_path, monkeypatch):
 
     assert result.exit_code == 2
     assert "--region" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_failed_init_and_json_format_timeouts_count_as_errors():
+    init_timeout = classify(LogEvent("1", 0, "s", "INIT_REPORT Init Duration: 9999.95 ms\tPhase: init\tStatus: timeout"))
+    init_start = classify(LogEvent("2", 0, "s", "INIT_START Runtime Version: python:3.12.v38"))
+    platform_timeout = classify(LogEvent("3", 0, "s", json.dumps(
+        {"type": "platform.report", "record": {"requestId": "r", "status": "timeout", "metrics": {}}})))
+
+    assert init_timeout.is_error and not init_start.is_error
+    assert platform_timeout.is_error and platform_timeout.report.status == "timeout"
+    from rich.console import Console
+
+    from cli.logs_render import PrettyRenderer
+
+    pretty = PrettyRenderer(Console())
+    assert pretty.shows(init_timeout) and not pretty.shows(init_start)
