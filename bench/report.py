@@ -92,7 +92,8 @@ def markdown(doc) -> str:
     out.append(
         f"Corpus: {c['photos']} photo-like JPEGs ({c['12mp']} x 12 MP + {c['24mp']} x 24 MP, q90, some with EXIF "
         f"orientation 3/6/8), {c['megapixels']:.0f} MP, {c['bytes'] / 1e6:.0f} MB. Job: auto-orient, 1600/800/200 px "
-        f"JPEG q85, metadata stripped, {doc['jobs']} processes. One warm-up, then {doc['runs']} timed round(s), every "
+        f"JPEG q85, metadata stripped, {doc['jobs']} processes. One warm-up{' (on one photo)' if doc['quick'] else ''}, "
+        f"then {doc['runs']} timed round(s), every "
         f"tool once per round, imgproc first."
     )
     out.append("")
@@ -251,7 +252,8 @@ def chart(doc, path: Path) -> Path | None:
         ax1.text(m, i, " " + note, va="center", fontsize=8)
     ax1.set_xlim(0, max(meds) * 1.35)
     ax2.barh(y, rss, color=colours)
-    ax2.axvline(GOAL_WORKER_MIB, color="grey", linestyle="--", linewidth=1)
+    ax2.axvline(GOAL_WORKER_MIB, color="grey", linestyle="--", linewidth=1, label="80 MiB per-worker goal (12 MP)")
+    ax2.legend(loc="lower right", fontsize=8)
     ax2.set_xlabel("peak RSS of the largest process, MiB")
     for i, r in enumerate(rss):
         ax2.text(r, i, f" {r:.0f}", va="center", fontsize=8)

@@ -66,7 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--jobs", type=int, default=job.JOBS)
     parser.add_argument("--profile", action="store_true", help="serial, print per-stage ms as JSON")
+    parser.add_argument("--resample", choices=("lanczos", "bicubic", "hamming", "bilinear"),
+                        help="experiment: override core.steps.RESAMPLE (bench only; the engine keeps LANCZOS)")
     args = parser.parse_args(argv)
+    if args.resample:
+        from PIL import Image
+
+        from core import steps
+
+        steps.RESAMPLE = Image.Resampling[args.resample.upper()]
     args.out.mkdir(parents=True, exist_ok=True)
     files = job.sources(args.src)
     if args.profile:
