@@ -147,7 +147,7 @@ def test_deploy_template_only_includes_the_api_with_the_flag_or_an_api_table(tmp
 
 
 @pytest.mark.slow
-def test_deploy_api_then_sign_then_the_function_serves_the_url(moto_server, tmp_path, capsys):
+def test_deploy_api_then_sign_then_the_function_serves_the_url(moto_server, tmp_path, monkeypatch):
     """deploy --api creates the key parameter; `sign --stack` makes a URL the deployed function's
     handler (its real environment, on moto's server) answers with the rendition."""
     import os
@@ -185,15 +185,13 @@ def test_deploy_api_then_sign_then_the_function_serves_the_url(moto_server, tmp_
     event["path"] = url.path.removeprefix("/prod")
     event["queryStringParameters"] = dict(parse_qsl(url.query))
     event["multiValueQueryStringParameters"] = None
-    old = {k: os.environ.get(k) for k in variables}
-    os.environ.update(variables)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
     lambda_api.reset()
     try:
         response = lambda_api.handle(event, LambdaContext())
         again = lambda_api.handle(event, LambdaContext())
     finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         lambda_api.reset()
     assert response["statusCode"] == 200 and response["headers"]["Content-Type"] == "image/jpeg"
     assert again["statusCode"] == 302
