@@ -3,7 +3,8 @@
 The key comes from the SSM SecureString parameter the API function reads
 (`{"key-id": "secret", ...}`, first key signs), or offline from `--secret` /
 IMGPROC_SIGNING_SECRET. The URL's base is `--base-url`, or the `ApiUrl` output
-of `--stack`; without either the path and query are printed, ready to append.
+of `--stack` (default: the deployed stack, when not signing offline); without
+one the path and query are printed, ready to append.
 """
 
 from __future__ import annotations
@@ -85,14 +86,15 @@ class SignRequest:
                    param or api.signing_keys_param or None, secret)
 
 
-def read_keyring(req: SignRequest, target: AwsTarget, outputs: Mapping[str, str]) -> signing.KeyRing:
+def read_keyring(req: SignRequest, target: AwsTarget, outputs: Mapping[str, str],
+                 stack_name: str = DEFAULT_STACK) -> signing.KeyRing:
     """The key ring: offline from --secret (bare secret or JSON ring), else from SSM."""
     if req.secret:
         text = req.secret.strip()
         if text.startswith("{"):
             return signing.parse_keyring(text, "--secret")
         return signing.single_key(text, req.kid or "default")
-    name = req.keys_param or outputs.get("SigningKeysParam") or ApiSettings().keys_param(req.stack or DEFAULT_STACK)
+    name = req.keys_param or outputs.get("SigningKeysParam") or ApiSettings().keys_param(stack_name)
     try:
         resp = target.client("ssm").get_parameter(Name=name, WithDecryption=True)
     except Exception as exc:
@@ -136,7 +138,8 @@ def register(app: typer.Typer) -> None:
         base_url: Annotated[str | None, typer.Option("--base-url", help="API base URL, e.g. https://ID.execute-api."
                                                      "REGION.amazonaws.com/prod.", show_default=False)] = None,
         stack: Annotated[str | None, typer.Option("--stack", help="Read ApiUrl (and the key parameter) from this "
-                                                  "stack's outputs.", show_default=False)] = None,
+                                                  "stack's outputs. Default: [deploy].stack_name or 'imgproc', "
+                                                  "if deployed.", show_default=False)] = None,
         param: Annotated[str | None, typer.Option("--param", help="SSM parameter with the keys. Default: the "
                                                   "stack's SigningKeysParam, else /imgproc/signing-keys.",
                                                   show_default=False)] = None,
@@ -162,9 +165,18 @@ def register(app: typer.Typer) -> None:
         # botocore reads AWS_DEFAULT_REGION but not AWS_REGION (which Lambda and most tools set).
         region = region or os.environ.get("AWS_REGION")
         target = AwsTarget.resolve(endpoint_url, profile, region, localstack, defaults=cfg.extra.get("aws"))
+        # Without --stack/--base-url/--secret the deployed stack ([deploy].stack_name or "imgproc") is tried.
+        stack_name = req.stack or str((cfg.extra.get("deploy") or {}).get("stack_name") or DEFAULT_STACK)
         try:
-            outputs = stack_outputs(target, req.stack) if req.stack and not req.base_url else {}
-            ring = read_keyring(req, target, outputs)
+            outputs: dict[str, str] = {}
+            if req.stack and not req.base_url:
+                outputs = stack_outputs(target, req.stack)
+            elif not (req.base_url or req.secret):
+                try:
+                    outputs = stack_outputs(target, stack_name)
+                except ImgprocError:
+                    pass  # not deployed (yet): print a relative URL
+            ring = read_keyring(req, target, outputs, stack_name)
             url = build_url(req, ring, outputs)
         except ConfigError as exc:
             fail(str(exc), ExitCode.USAGE)

@@ -129,3 +129,15 @@ def test_ensure_signing_keys_creates_once_and_never_overwrites(aws):
 def test_help_has_an_example(app):
     result = runner.invoke(app, ["sign", "--help"])
     assert result.exit_code == 0 and "Example" in result.stdout and "imgproc sign" in result.stdout
+
+
+def test_without_flags_the_deployed_stack_gives_base_url_and_keys(app, aws):
+    boto3.client("ssm").put_parameter(Name="/imgproc/signing-keys", Type="SecureString", Value=json.dumps(RING))
+    result, url = sign(app, "thumb/cat.jpg")
+    assert result.exit_code == 0 and url.startswith("/images/thumb/cat.jpg?")  # no stack yet: relative
+    template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+                "Outputs": {"ApiUrl": {"Value": "https://def456.execute-api.us-east-1.amazonaws.com/prod"}}}
+    boto3.client("cloudformation").create_stack(StackName="imgproc", TemplateBody=json.dumps(template))
+    result, url = sign(app, "thumb/cat.jpg")
+    assert result.exit_code == 0 and url.startswith("https://def456.execute-api.us-east-1.amazonaws.com/prod/images/")
+    assert verdict(url, signing.parse_keyring(json.dumps(RING), "t")) is Verdict.OK
