@@ -211,12 +211,82 @@ def _apply_bucket_properties(bucket: Any, cloudformation_json: dict[str, Any], a
 
     properties = cloudformation_json.get("Properties", {}) or {}
     backend = s3_backends[account_id][get_partition(region_name)]
+    public_access = properties.get("PublicAccessBlockConfiguration")
+    if public_access:
+        backend.put_public_access_block(bucket.name, {k: str(v).lower() for k, v in public_access.items()})
     lifecycle = _cfn_lifecycle(properties)
     if lifecycle:
         backend.put_bucket_lifecycle(bucket.name, lifecycle)
     notification = _cfn_notification(properties)
     if notification is not None:
         backend.put_bucket_notification_configuration(bucket.name, notification)
+
+
+class _ExtraResource:
+    """A CloudFormation resource type moto's CloudFormation skips (duck-typed CloudFormationModel)."""
+
+    def __init__(self, physical_id: str, properties: dict[str, Any]):
+        self.physical_resource_id = physical_id
+        self.properties = properties
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return ""
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    def is_created(self) -> bool:
+        return True
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+        pass
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        raise NotImplementedError
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        try:
+            self._delete(account_id, region_name)
+        except Exception:  # noqa: BLE001 - the target may already be gone with the stack
+            pass
+
+    def _delete(self, account_id: str, region_name: str) -> None:
+        raise NotImplementedError
+
+
+class _EventInvokeConfigResource(_ExtraResource):
+    """AWS::Lambda::EventInvokeConfig: async retries and the on-failure destination."""
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        from moto.awslambda.utils import get_backend
+
+        properties = cloudformation_json.get("Properties", {})
+        function_name = properties["FunctionName"].split(":function:")[-1].split(":")[0]
+        config = {k: properties[k] for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+                  if k in properties}
+        backend = get_backend(account_id, region_name)
+        backend.get_function(function_name).event_invoke_config = []
+        backend.put_function_event_invoke_config(function_name, config)
+        return cls(function_name, properties)
+
+    def _delete(self, account_id: str, region_name: str) -> None:
+        from moto.awslambda.utils import get_backend
+
+        get_backend(account_id, region_name).get_function(self.physical_resource_id).event_invoke_config = []
+
+
+# AWS::S3::BucketPolicy stays unapplied, as in moto: the emulator speaks plain HTTP and moto ignores
+# policy conditions, so a TLS-only policy (Deny unless aws:SecureTransport) would deny every request.
+_EXTRA_CFN_TYPES = {"AWS::Lambda::EventInvokeConfig": _EventInvokeConfigResource}
 
 
 # --- running functions ---------------------------------------------------------------------------
@@ -301,6 +371,7 @@ class Dispatcher:
     # -- patching moto -----------------------------------------------------------------------
 
     def install(self) -> "Dispatcher":
+        import moto.cloudformation.parsing as cfn_parsing
         import moto.s3.notifications as notifications
         from moto.awslambda.models import LambdaFunction
         from moto.s3.models import FakeBucket
@@ -313,7 +384,12 @@ class Dispatcher:
             "invoke": LambdaFunction.invoke,
             "bucket_create": FakeBucket.__dict__["create_from_cloudformation_json"],
             "bucket_update": FakeBucket.__dict__["update_from_cloudformation_json"],
+            "cfn_types": cfn_parsing.resource_class_from_type,
         }
+        cfn_types = self._saved["cfn_types"]
+
+        def resource_class_from_type(resource_type: str) -> Any:
+            return _EXTRA_CFN_TYPES.get(resource_type) or cfn_types(resource_type)
 
         def on_notification(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
             dispatcher.submit_event(account_id, region_name, fn_arn, event_body)
@@ -338,12 +414,14 @@ class Dispatcher:
         LambdaFunction.invoke = invoke
         FakeBucket.create_from_cloudformation_json = classmethod(bucket_create)
         FakeBucket.update_from_cloudformation_json = classmethod(bucket_update)
+        cfn_parsing.resource_class_from_type = resource_class_from_type
         Dispatcher._active = self
         for thread in self._threads:
             thread.start()
         return self
 
     def uninstall(self, drain_s: float = 10.0) -> None:
+        import moto.cloudformation.parsing as cfn_parsing
         import moto.s3.notifications as notifications
         from moto.awslambda.models import LambdaFunction
         from moto.s3.models import FakeBucket
@@ -355,6 +433,7 @@ class Dispatcher:
         LambdaFunction.invoke = self._saved["invoke"]
         FakeBucket.create_from_cloudformation_json = self._saved["bucket_create"]
         FakeBucket.update_from_cloudformation_json = self._saved["bucket_update"]
+        cfn_parsing.resource_class_from_type = self._saved["cfn_types"]
         Dispatcher._active = None
         for _ in self._threads:
             self._jobs.put(None)

@@ -423,7 +423,7 @@ class Runner:
     """Invokes functions: picks an idle warm worker or starts a cold one; thread-safe."""
 
     def __init__(self, cache_dir: Path, endpoint: str, sink: LogSink, warn: Callable[[str], None] = print):
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = Path(cache_dir).resolve()
         self.endpoint = endpoint
         self.sink = sink
         self.warn = warn
