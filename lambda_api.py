@@ -355,6 +355,7 @@ def _log(fields: dict[str, Any], request_id: str) -> None:
 
 
 def _serve(req: Request, log: dict[str, Any]) -> dict[str, Any]:
+    log["path"] = req.path[:256]  # as received, until it is known to be a safe canonical path
     if req.method not in ("GET", "HEAD"):
         raise HttpError(405, "method_not_allowed", f"method {req.method}", {"Allow": "GET, HEAD"})
     preset, key = parse_route(req.path)
