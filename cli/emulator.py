@@ -379,13 +379,21 @@ class Dispatcher:
         if Dispatcher._active is not None:
             raise EmulatorError("another emulator dispatcher is already active in this process")
         dispatcher = self
-        self._saved = {
-            "notify": notifications._invoke_awslambda,
-            "invoke": LambdaFunction.invoke,
-            "bucket_create": FakeBucket.__dict__["create_from_cloudformation_json"],
-            "bucket_update": FakeBucket.__dict__["update_from_cloudformation_json"],
-            "cfn_types": cfn_parsing.resource_class_from_type,
-        }
+        try:
+            self._saved = {
+                "notify": notifications._invoke_awslambda,
+                "invoke": LambdaFunction.invoke,
+                "bucket_create": FakeBucket.__dict__["create_from_cloudformation_json"],
+                "bucket_update": FakeBucket.__dict__["update_from_cloudformation_json"],
+                "cfn_types": cfn_parsing.resource_class_from_type,
+            }
+        except (AttributeError, KeyError) as exc:
+            import moto
+
+            raise EmulatorError(
+                f"moto {moto.__version__} lacks {exc}, which `imgproc local` hooks (tested with moto 5.1-5.2): "
+                "pip install 'moto[server]>=5.1,<6'"
+            ) from None
         cfn_types = self._saved["cfn_types"]
 
         def resource_class_from_type(resource_type: str) -> Any:

@@ -292,3 +292,53 @@ def test_cfn_property_translation_keeps_filters_and_transitions():
     assert lifecycle[0]["Filter"] == {"Prefix": "thumb/"}
     assert lifecycle[0]["Transition"] == [{"Days": "90", "StorageClass": "GLACIER"}]
     assert _cfn_notification({}) is None and _cfn_lifecycle({}) is None
+
+
+def test_cloudformation_invoke_config_and_public_access_block_are_applied(dispatcher, moto_server):
+    iam = client("iam", moto_server)
+    role = iam.create_role(RoleName="cfn-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    template = {"Resources": {
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "FunctionName": "fn", "Runtime": "python3.12", "Handler": "app.handler", "Role": role,
+            "Code": {"ZipFile": "def handler(e, c):\n    return 1\n"}}},
+        "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "fn-failures"}},
+        "InvokeConfig": {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
+            "FunctionName": {"Ref": "Fn"}, "Qualifier": "$LATEST", "MaximumRetryAttempts": 1,
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["Dlq", "Arn"]}}}}},
+        "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "private-bucket",
+            "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                               "IgnorePublicAcls": True, "RestrictPublicBuckets": True}}},
+    }}
+    client("cloudformation", moto_server).create_stack(StackName="st", TemplateBody=json.dumps(template))
+    config = client("lambda", moto_server).get_function_event_invoke_config(FunctionName="fn")
+    assert config["MaximumRetryAttempts"] == 1
+    assert config["DestinationConfig"]["OnFailure"]["Destination"].endswith(":fn-failures")
+    block = client("s3", moto_server).get_public_access_block(Bucket="private-bucket")["PublicAccessBlockConfiguration"]
+    assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+
+
+def test_uninstall_gives_moto_back_unchanged(moto_server, code_cache):
+    """Other tests share this process's moto: after the emulator stops, moto behaves as before."""
+    import moto.cloudformation.parsing as cfn_parsing
+    import moto.s3.notifications as notifications
+    from moto.awslambda.models import LambdaFunction
+    from moto.s3.models import FakeBucket
+
+    before = (notifications._invoke_awslambda, LambdaFunction.invoke, cfn_parsing.resource_class_from_type,
+              FakeBucket.create_from_cloudformation_json, FakeBucket.update_from_cloudformation_json)
+    Dispatcher(moto_server, code_cache).install().uninstall()
+    after = (notifications._invoke_awslambda, LambdaFunction.invoke, cfn_parsing.resource_class_from_type,
+             FakeBucket.create_from_cloudformation_json, FakeBucket.update_from_cloudformation_json)
+    assert after == before
+
+
+def test_state_from_another_moto_version_is_set_aside(tmp_path):
+    import pickle
+
+    from cli.emulator import load_state
+
+    saved = tmp_path / "state.pickle"
+    saved.write_bytes(pickle.dumps({"moto": "0.0.1", "services": {}}))
+    message = load_state(saved)
+    assert "moto 0.0.1" in message and "starting empty" in message
+    assert not saved.exists() and (tmp_path / "state.moto-0.0.1").exists()
