@@ -1,0 +1,85 @@
+"""`imgproc push`: concurrent uploads with content types, unchanged files skipped, `--wait` for renditions."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import pytest
+
+from helpers_deploy import IN_BUCKET, OUT_BUCKET, client, deploy, imgproc, ok, write_config
+from imaging import encode, photo
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def photos(tmp_path):
+    src = tmp_path / "photos"
+    (src / "trip").mkdir(parents=True)
+    (src / "a.jpg").write_bytes(encode(photo(64, 48, seed=1), "JPEG"))
+    (src / "trip" / "b c.png").write_bytes(encode(photo(64, 48, seed=2), "PNG"))
+    (src / "notes.txt").write_text("not an image")
+    (src / ".hidden.jpg").write_bytes(b"skip me")
+    return src
+
+
+def test_push_uploads_images_with_content_types_and_skips_unchanged(moto_server, tmp_path, photos):
+    write_config(tmp_path, 'input_prefix = "uploads/"\n')
+    deploy(tmp_path)
+    first = ok(imgproc("push", str(photos), "--prefix", "2026/", cwd=tmp_path))
+    assert "uploaded 2" in first.stdout and "unchanged 0" in first.stdout
+    s3 = client("s3")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=IN_BUCKET)["Contents"])
+    assert keys == ["uploads/2026/a.jpg", "uploads/2026/trip/b c.png"]
+    head = s3.head_object(Bucket=IN_BUCKET, Key="uploads/2026/trip/b c.png")
+    assert head["ContentType"] == "image/png"
+    assert head["ETag"].strip('"') == hashlib.md5((photos / "trip" / "b c.png").read_bytes()).hexdigest()
+    modified = s3.head_object(Bucket=IN_BUCKET, Key="uploads/2026/a.jpg")["LastModified"]
+
+    (photos / "trip" / "b c.png").write_bytes(encode(photo(64, 48, seed=3), "PNG"))
+    second = ok(imgproc("push", str(photos), "--prefix", "2026/", cwd=tmp_path))
+    assert "uploaded 1" in second.stdout and "unchanged 1" in second.stdout
+    assert s3.head_object(Bucket=IN_BUCKET, Key="uploads/2026/a.jpg")["LastModified"] == modified
+
+
+def test_push_wait_times_out_on_stale_renditions_and_reports_latency_when_they_appear(moto_server, tmp_path,
+                                                                                      photos):
+    write_config(tmp_path, 'presets = ["web"]\n')
+    deploy(tmp_path)
+    s3 = client("s3")
+    expected = ["web/a.jpg", "web/a.webp"]  # core.naming.s3_output_key for the deployed presets
+    # A rendition made from another version of the source does not count.
+    s3.put_object(Bucket=OUT_BUCKET, Key="web/a.jpg", Body=b"old", Metadata={"imgproc-source-etag": "0" * 32})
+    timeout = imgproc("push", str(photos / "a.jpg"), "--wait", "--timeout", "1", cwd=tmp_path)
+    assert timeout.returncode == 1
+    assert "timeout after 1 s: 2 renditions missing" in timeout.stdout
+
+    etag = s3.head_object(Bucket=IN_BUCKET, Key="a.jpg")["ETag"].strip('"')
+    s3.delete_object(Bucket=IN_BUCKET, Key="a.jpg")  # so the next push uploads (and waits) again
+
+    def function_stand_in():
+        """moto cannot run the function without Docker: write what it would, once the upload is there."""
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                s3.head_object(Bucket=IN_BUCKET, Key="a.jpg")
+                break
+            except Exception:
+                time.sleep(0.1)
+        time.sleep(0.5)
+        for key in expected:
+            s3.put_object(Bucket=OUT_BUCKET, Key=key, Body=b"rendition", Metadata={"imgproc-source-etag": etag})
+
+    writer = threading.Thread(target=function_stand_in, daemon=True)
+    writer.start()
+    proc = ok(imgproc("push", str(photos / "a.jpg"), "--wait", "--timeout", "30", cwd=tmp_path))
+    writer.join(5)
+    assert "uploaded 1" in proc.stdout
+    assert "renditions ready for 1/1 images: latency median" in proc.stdout
+
+
+def test_push_without_a_stack_exits_1(moto_server, tmp_path, photos):
+    proc = imgproc("push", str(photos), cwd=tmp_path)
+    assert proc.returncode == 1 and "no stack named imgproc" in proc.stderr
