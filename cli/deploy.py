@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -223,13 +224,15 @@ def deploy(
         in_bucket, out_bucket = s.bucket_names(account, region_name)
         if in_bucket == out_bucket:
             die("the input and output buckets must differ")
-        with err.status(f"Building the {pkg.RUNTIME}/{s.architecture} package..."):
-            built = pkg.build(Path("build") / f"imgproc-lambda-{s.architecture}.zip", s.architecture, ctx.config_path)
         s3, cfn = ctx.target.client("s3"), ctx.target.client("cloudformation")
         artifacts = stk.artifact_bucket_name(account, region_name)
-        if stk.ensure_artifact_bucket(s3, artifacts, region_name):
-            err.print(f"created artifact bucket {artifacts}")
-        uploaded = stk.upload_artifact(s3, artifacts, built.key, built.path)
+        with tempfile.TemporaryDirectory(prefix="imgproc-deploy-") as tmp:
+            with err.status(f"Building the {pkg.RUNTIME}/{s.architecture} package..."):
+                built = pkg.build(Path(tmp) / f"imgproc-lambda-{s.architecture}.zip", s.architecture,
+                                  ctx.config_path)
+            if stk.ensure_artifact_bucket(s3, artifacts, region_name):
+                err.print(f"created artifact bucket {artifacts}")
+            uploaded = stk.upload_artifact(s3, artifacts, built.key, built.path)
         err.print(f"package {_mb(built.size)} sha256 {built.sha256[:12]} "
                   f"{'uploaded to' if uploaded else 'already in'} s3://{artifacts}/{built.key}", soft_wrap=True)
         if groups is not None:

@@ -66,4 +66,3 @@ def test_deploy_refuses_early_with_exit_2(tmp_path, toml, args, message):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "build").exists()

@@ -178,4 +178,3 @@ def test_template_only_prints_yaml_from_the_config_without_aws(tmp_path):
     fn = doc["Resources"]["Function"]["Properties"]
     assert (fn["FunctionName"], fn["MemorySize"], fn["Environment"]["Variables"]["IMGPROC_PRESETS"]) == (
         "photos-process", 512, "thumb")
-    assert not (tmp_path / "build").exists()  # no package built
