@@ -355,6 +355,8 @@ class Dispatcher:
         self._pending = 0
         self._pending_lock = threading.Condition()
         self._saved: dict[str, Any] = {}
+        self._limits: dict[str, threading.BoundedSemaphore] = {}  # reserved concurrency per function
+        self._limits_lock = threading.Lock()
 
     def _client_for(self, service: str) -> Callable[[str], Any]:
         def make(region: str):
@@ -514,6 +516,19 @@ class Dispatcher:
                     self._pending_lock.notify_all()
 
     def _run_async(self, job: _AsyncJob) -> None:
+        reserved = job.spec.reserved_concurrency
+        if reserved == 0:
+            self.say(f"{job.spec.name} has reserved concurrency 0: event {job.request_id} throttled and dropped")
+            return
+        if reserved is None:
+            self._run_attempts(job)
+            return
+        with self._limits_lock:
+            limit = self._limits.setdefault(job.spec.arn, threading.BoundedSemaphore(reserved))
+        with limit:
+            self._run_attempts(job)
+
+    def _run_attempts(self, job: _AsyncJob) -> None:
         result: Invocation | None = None
         for attempt in range(job.attempts):
             if attempt:

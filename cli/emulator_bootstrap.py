@@ -28,8 +28,20 @@ def _control(token, kind, payload):
 
 
 def _max_rss_mb():
-    # Linux reports kilobytes.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident memory of this process, in MB.
+
+    VmHWM first: on Linux, ru_maxrss survives execve, so a worker started by a 150 MB parent
+    would report at least 150 MB; VmHWM belongs to this program's own address space.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
+    scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0  # bytes on macOS, KB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 def _error_payload(exc, skip_frames=0):

@@ -356,6 +356,14 @@ class Worker:
                 result.error = payload.get("error")
                 result.max_memory_mb = math.ceil(payload.get("max_rss_mb", 0))
                 status = ""  # an exception in the handler is a function error, not a runtime failure
+                if result.max_memory_mb > spec.memory_mb:
+                    # Lambda kills an environment that goes over its memory size; so do we (after the fact).
+                    self.stop()
+                    result.ok = False
+                    result.error = {"errorType": "Runtime.OutOfMemory",
+                                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"}
+                    log.append((_now_ms(), result.error["errorMessage"]))
+                    status = "error\tError Type: Runtime.OutOfMemory"
             elif payload.get("timeout"):
                 self.stop()
                 result.timed_out = True

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from cli import emulator
+from cli.emulator_runner import find_runtime_python
 
 local_app = typer.Typer(
     name="local",
@@ -89,6 +90,9 @@ def up(
     except emulator.EmulatorError as exc:
         raise _fail(console, exc) from None
     console.print(f"AWS emulator running at [bold]{info['endpoint']}[/bold] (pid {info['pid']})")
+    _python, warning = find_runtime_python("python3.12")
+    if warning:
+        console.print(f"[yellow]Warning:[/yellow] {warning}")
     console.print(f"  state: {state_dir}{' (saved by `imgproc local down`)' if persist else ' (not saved)'}")
     console.print(f"  log:   {info['log']}")
     console.print("Point imgproc, boto3 and the AWS CLI at it:")

@@ -342,3 +342,14 @@ def test_state_from_another_moto_version_is_set_aside(tmp_path):
     message = load_state(saved)
     assert "moto 0.0.1" in message and "starting empty" in message
     assert not saved.exists() and (tmp_path / "state.moto-0.0.1").exists()
+
+
+def test_going_over_the_memory_size_kills_the_environment(dispatcher, moto_server):
+    hog = "def handler(event, context):\n    blob = bytearray(200 * 1024 * 1024)\n    return len(blob)\n"
+    create_function(moto_server, memory=128, code=make_zip(hog))
+    response = client("lambda", moto_server).invoke(FunctionName="fn", Payload=b"{}")
+    assert response["FunctionError"] == "Unhandled"
+    assert json.loads(response["Payload"].read())["errorType"] == "Runtime.OutOfMemory"
+    report = [line for line in log_messages(moto_server) if line.startswith("REPORT")][0]
+    assert "Memory Size: 128 MB" in report and "Error Type: Runtime.OutOfMemory" in report
+    assert int(report.split("Max Memory Used: ")[1].split()[0]) > 128
