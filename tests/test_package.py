@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import tomllib
 import zipfile
 from pathlib import Path
@@ -42,6 +43,8 @@ def test_layout_has_the_handler_core_and_pillow_but_no_boto3(built):
     assert any(n.startswith("pillow.libs/libjpeg") for n in entries)
     assert not any(n.startswith(("boto3/", "botocore/")) or "__pycache__" in n for n in entries)
     assert "imgproc.toml" not in entries  # no presets file given: the function uses the built-ins
+    if importlib.util.find_spec("lambda_api"):
+        assert "lambda_api.py" in entries  # the API handler travels in the same package
     with zipfile.ZipFile(built.path) as zf:
         meta = zf.read(f"pillow-{PIL.__version__}.dist-info/METADATA").decode()
     assert f"Version: {PIL.__version__}" in meta  # exactly the local Pillow
