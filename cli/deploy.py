@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ from core.recipe import Config
 StackOpt = Annotated[str | None, typer.Option("--stack", help="Stack name. Default: [deploy].stack_name or 'imgproc'.",
                                               show_default=False)]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
 class Arch(str, Enum):
@@ -100,6 +104,8 @@ class Context:
         region = self.target.region_name() or os.environ.get("AWS_REGION")
         if not region:
             die("no AWS region: pass --region, set AWS_REGION, or add region to [aws] in imgproc.toml")
+        if not _REGION.match(region):
+            die(f"{region!r} is not an AWS region name (e.g. eu-west-1)")
         if not self.target.target.region:
             self.target = Clients(dataclasses.replace(self.target.target, region=region))
         return region

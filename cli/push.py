@@ -54,6 +54,10 @@ class Target:
     input_prefix: str
     output_prefix: str
     presets: tuple[str, ...]
+    suffixes: tuple[str, ...] = ()  # the notification's suffix filters ([] = every key triggers)
+
+    def triggers(self, key: str) -> bool:
+        return key.startswith(self.input_prefix) and (not self.suffixes or key.endswith(self.suffixes))
 
 
 def die(message: str, code: ExitCode = ExitCode.USAGE):
@@ -187,7 +191,27 @@ def read_target(ctx) -> Target:
     presets = tuple(p for p in env.get("IMGPROC_PRESETS", "").split(",") if p) or s.presets or tuple(ctx.config.presets)
     return Target(outputs["InputBucketName"], outputs.get("OutputBucketName", ""),
                   env.get("IMGPROC_INPUT_PREFIX", s.input_prefix), env.get("IMGPROC_OUTPUT_PREFIX", s.output_prefix),
-                  presets)
+                  presets, _deployed_suffixes(ctx, name))
+
+
+def _deployed_suffixes(ctx, stack_name: str) -> tuple[str, ...]:
+    """The suffix filters of the deployed notification (read from the stack's template)."""
+    from cli.stack import template_body
+
+    try:
+        doc = template_body(ctx.target.client("cloudformation"), stack_name)
+    except Exception:
+        return ()
+    entries = (doc.get("Resources", {}).get("InputBucket", {}).get("Properties", {})
+               .get("NotificationConfiguration", {}).get("LambdaConfigurations", []))
+    suffixes = []
+    for e in entries:
+        rules = e.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+        values = [r["Value"] for r in rules if r.get("Name", "").lower() == "suffix"]
+        if not values:
+            return ()  # one entry without a suffix filter: every key triggers
+        suffixes += values
+    return tuple(suffixes)
 
 
 def push(
@@ -227,6 +251,10 @@ def push(
         uploads = collect(src, t.input_prefix + prefix)
         if not uploads:
             die(f"{src}: no images found ({', '.join(sorted(IMAGE_TYPES))})", ExitCode.USAGE)
+        ignored = [u for u in uploads if not t.triggers(u.key)]
+        if ignored:
+            out.print(f"[yellow]note[/] {len(ignored)} file(s) do not end with {', '.join(t.suffixes)} and will not "
+                      f"be processed, e.g. {ignored[0].key}", soft_wrap=True)
         s3 = ctx.target.client("s3", max_pool_connections=max(10, jobs))
         started = time.time()
         upload_all(s3, t.input_bucket, uploads, jobs, err)
@@ -240,11 +268,12 @@ def push(
         out.print(f"uploaded {len(done)} ({size / 1_000_000:.1f} MB), unchanged {len(same)}, failed {len(failed)} "
                   f"-> s3://{t.input_bucket}/{t.input_prefix + prefix} in {seconds:.1f} s", soft_wrap=True)
         code = ExitCode.FAILED if failed else ExitCode.OK
-        if wait and done:
-            latency, missing = wait_for(s3, t, ctx.config, done, timeout, err)
+        done_triggering = [u for u in done if t.triggers(u.key)]
+        if wait and done_triggering:
+            latency, missing = wait_for(s3, t, ctx.config, done_triggering, timeout, err)
             if latency:
                 values = sorted(latency.values())
-                out.print(f"renditions ready for {len(latency)}/{len(done)} images: latency median "
+                out.print(f"renditions ready for {len(latency)}/{len(done_triggering)} images: latency median "
                           f"{statistics.median(values):.1f} s, max {values[-1]:.1f} s "
                           f"(upload -> last rendition in s3://{t.output_bucket}/{t.output_prefix})", soft_wrap=True)
             if missing:
@@ -252,7 +281,7 @@ def push(
                           f"{missing[0]} (check `imgproc logs` and `imgproc status`)", soft_wrap=True)
                 code = ExitCode.FAILED
         elif wait:
-            out.print("nothing uploaded, nothing to wait for")
+            out.print("nothing uploaded that triggers the function: nothing to wait for")
     except typer.Exit:
         raise
     except Exception as exc:

@@ -57,6 +57,7 @@ def test_bad_settings_name_the_key_and_the_file(table, message):
     ("", ["--stack", "bad_name!"], "deploy.stack_name: 'bad_name!'"),
     ('[deploy]\npresets = ["nope"]\n', [], "unknown preset 'nope'"),
     ("", [], "no AWS region"),
+    ("", ["--region", "Europe"], "'Europe' is not an AWS region name"),
 ])
 def test_deploy_refuses_early_with_exit_2(tmp_path, toml, args, message):
     (tmp_path / "imgproc.toml").write_text(toml, encoding="utf-8")

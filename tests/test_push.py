@@ -26,10 +26,11 @@ def photos(tmp_path):
 
 
 def test_push_uploads_images_with_content_types_and_skips_unchanged(moto_server, tmp_path, photos):
-    write_config(tmp_path, 'input_prefix = "uploads/"\n')
+    write_config(tmp_path, 'input_prefix = "uploads/"\nsuffixes = [".jpg"]\n')
     deploy(tmp_path)
     first = ok(imgproc("push", str(photos), "--prefix", "2026/", cwd=tmp_path))
     assert "uploaded 2" in first.stdout and "unchanged 0" in first.stdout
+    assert "1 file(s) do not end with .jpg and will not be processed, e.g. uploads/2026/trip/b c.png" in first.stdout
     s3 = client("s3")
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=IN_BUCKET)["Contents"])
     assert keys == ["uploads/2026/a.jpg", "uploads/2026/trip/b c.png"]
