@@ -17,6 +17,8 @@ from core.errors import ImgprocError
 from cli.template import LIFECYCLE_RULE_ID, lifecycle_api, notification_api
 
 TERMINAL_OK = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
+# Named IAM resources (the API group may add some) need the second capability.
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 OUTPUT_KEYS = ("InputBucketName", "OutputBucketName", "FunctionName", "FunctionArn", "LogGroupName",
                "DeadLetterQueueUrl")
 
@@ -139,7 +141,7 @@ def plan(cfn, stack_name: str, body: str, doc: dict, parameters: dict[str, str] 
     try:
         cfn.create_change_set(StackName=stack_name, ChangeSetName=name, ChangeSetType="UPDATE",
                               TemplateBody=body, Parameters=params,
-                              Capabilities=["CAPABILITY_IAM"])
+                              Capabilities=CAPABILITIES)
     except Exception as exc:
         if "No updates are to be performed" in aws_error(exc):
             return Plan(stack_name, False, [], None, body, params)
@@ -182,7 +184,7 @@ def apply(cfn, p: Plan, progress: Callable[[str], None] = lambda line: None) -> 
     started = time.time() - 1
     if p.create:
         cfn.create_stack(StackName=p.stack_name, TemplateBody=p.body, Parameters=p.parameters,
-                         Capabilities=["CAPABILITY_IAM"], OnFailure="ROLLBACK")
+                         Capabilities=CAPABILITIES, OnFailure="ROLLBACK")
     else:
         cfn.execute_change_set(StackName=p.stack_name, ChangeSetName=p.change_set)
     return wait(cfn, p.stack_name, started, progress)
