@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -232,13 +231,13 @@ def deploy(
             die("the input and output buckets must differ")
         s3, cfn = ctx.target.client("s3"), ctx.target.client("cloudformation")
         artifacts = stk.artifact_bucket_name(account, region_name)
-        with tempfile.TemporaryDirectory(prefix="imgproc-deploy-") as tmp:
-            with err.status(f"Building the {pkg.RUNTIME}/{s.architecture} package..."):
-                built = pkg.build(Path(tmp) / f"imgproc-lambda-{s.architecture}.zip", s.architecture,
-                                  ctx.config_path)
-            if stk.ensure_artifact_bucket(s3, artifacts, region_name):
-                err.print(f"created artifact bucket {artifacts}")
-            uploaded = stk.upload_artifact(s3, artifacts, built.key, built.path)
+        with err.status(f"Building the {pkg.RUNTIME}/{s.architecture} package..."):
+            # The same file `imgproc package` writes, so the deployed zip can be inspected.
+            built = pkg.build(Path("build") / f"imgproc-lambda-{s.architecture}.zip", s.architecture,
+                              ctx.config_path)
+        if stk.ensure_artifact_bucket(s3, artifacts, region_name):
+            err.print(f"created artifact bucket {artifacts}")
+        uploaded = stk.upload_artifact(s3, artifacts, built.key, built.path)
         err.print(f"package {_mb(built.size)} sha256 {built.sha256[:12]} "
                   f"{'uploaded to' if uploaded else 'already in'} s3://{artifacts}/{built.key}", soft_wrap=True)
         if groups is not None:

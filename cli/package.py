@@ -247,7 +247,7 @@ def write_zip(files: dict[str, bytes], out: Path) -> str:
             zf.writestr(info, files[name], compresslevel=6)
     data = buf.getvalue()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
+    tmp = out.with_name(out.name + f".{os.getpid()}.part")
     tmp.write_bytes(data)
     os.replace(tmp, out)
     return hashlib.sha256(data).hexdigest()
@@ -284,7 +284,9 @@ def _cached_zip(files: dict[str, bytes], out: Path, cache: Path | None) -> str:
     if cached.is_file():
         data = cached.read_bytes()
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
+        tmp = out.with_name(out.name + f".{os.getpid()}.part")
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
         return hashlib.sha256(data).hexdigest()
     sha = write_zip(files, out)
     try:
