@@ -28,7 +28,7 @@ from cli import push as push_cmd
 from cli import stack as stk
 from cli.aws import AwsTarget, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt
 from cli.common import ConfigOpt, ExitCode, err_console, fail, load_config
-from cli.deploy_settings import ARCHITECTURES, DeploySettings
+from cli.deploy_settings import DeploySettings
 from cli.template import render, template
 from core.errors import ConfigError, ImgprocError
 from core.recipe import Config
@@ -226,9 +226,6 @@ def deploy(
     s = ctx.settings
     try:
         account = stk.account_id(ctx.target.client("sts"))
-        in_bucket, out_bucket = s.bucket_names(account, region_name)
-        if in_bucket == out_bucket:
-            die("the input and output buckets must differ")
         s3, cfn = ctx.target.client("s3"), ctx.target.client("cloudformation")
         artifacts = stk.artifact_bucket_name(account, region_name)
         with err.status(f"Building the {pkg.RUNTIME}/{s.architecture} package..."):

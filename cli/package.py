@@ -23,8 +23,8 @@ import tempfile
 import tomllib
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any
 
 from core.errors import ConfigError, ImgprocError
 from core.recipe import FOREIGN_TABLES, parse_toml
@@ -307,8 +307,3 @@ def default_config_path(explicit: Path | None, cwd: Path) -> Path | None:
         return explicit
     candidate = cwd / PRESETS_NAME
     return candidate if candidate.is_file() else None
-
-
-def zip_names(path: Path) -> Iterable[str]:
-    with zipfile.ZipFile(path) as zf:
-        return [PurePosixPath(n).as_posix() for n in zf.namelist()]

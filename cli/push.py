@@ -13,7 +13,7 @@ import mimetypes
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.aws import EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt
-from cli.common import ConfigOpt, ExitCode, err_console, fail
+from cli.common import ConfigOpt, ExitCode, err_console
 from core.jobs import META_SOURCE_ETAG
 from core.naming import s3_output_key
 

@@ -68,3 +68,36 @@ def test_status_finds_and_repair_fixes_the_missing_notification_and_lifecycle(mo
 def test_status_without_a_stack_exits_1(moto_server, tmp_path):
     proc = imgproc("status", "--stack", "nothing-here", cwd=tmp_path)
     assert proc.returncode == 1 and "no stack named nothing-here" in proc.stderr
+
+
+def test_repair_on_an_https_endpoint_applies_the_tls_only_policy_from_the_deployed_template(aws):
+    """In-process moto stands for real AWS here (https): the TLS-only policy is required and repairable."""
+    import io
+    import zipfile
+
+    from cli.aws import AwsTarget
+    from cli.deploy_settings import DeploySettings
+    from cli.stack import load_deployed, wiring_checks
+    from cli.template import render, template
+
+    target = AwsTarget(region="us-east-1")
+    s3, cfn = target.client("s3"), target.client("cloudformation")
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as zf:
+        zf.writestr("lambda_entry.py", "def handler(event, context):\n    return {}\n")
+    s3.create_bucket(Bucket="artifacts")
+    s3.put_object(Bucket="artifacts", Key="code.zip", Body=code.getvalue())
+    doc = template(DeploySettings(), ("thumb",), code=("artifacts", "code.zip"))
+    cfn.create_stack(StackName="imgproc", TemplateBody=render(doc), Capabilities=["CAPABILITY_IAM"])
+
+    before = {c.name: c for c in wiring_checks(target, load_deployed(target, "imgproc"))}
+    assert not before["input bucket private"].ok and "no TLS-only policy" in before["input bucket private"].detail
+    for check in before.values():
+        if not check.ok and check.repair:
+            check.repair()
+    after = {c.name: c for c in wiring_checks(target, load_deployed(target, "imgproc"))}
+    assert all(c.ok for c in after.values()), {n: c.detail for n, c in after.items() if not c.ok}
+    policy = json.loads(s3.get_bucket_policy(Bucket=IN_BUCKET)["Policy"])
+    (st,) = policy["Statement"]
+    assert st["Effect"] == "Deny" and st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert sorted(st["Resource"]) == [f"arn:aws:s3:::{IN_BUCKET}", f"arn:aws:s3:::{IN_BUCKET}/*"]
