@@ -228,6 +228,12 @@ def deploy(
         account = stk.account_id(ctx.target.client("sts"))
         s3, cfn = ctx.target.client("s3"), ctx.target.client("cloudformation")
         artifacts = stk.artifact_bucket_name(account, region_name)
+        if stk.describe_stack(cfn, s.stack_name) is None:
+            taken = [b for b in s.bucket_names(account, region_name) if stk.bucket_exists(s3, b)]
+            if taken:
+                die(f"bucket {taken[0]} already exists (kept by an earlier `imgproc destroy`?); the new stack "
+                    f"cannot create it: move its objects and delete it, or set deploy.input_bucket/"
+                    f"deploy.output_bucket to new names", ExitCode.FAILED)
         with err.status(f"Building the {pkg.RUNTIME}/{s.architecture} package..."):
             # The same file `imgproc package` writes, so the deployed zip can be inspected.
             built = pkg.build(Path("build") / f"imgproc-lambda-{s.architecture}.zip", s.architecture,

@@ -72,6 +72,15 @@ def ensure_artifact_bucket(s3, name: str, region: str) -> bool:
     return True
 
 
+def bucket_exists(s3, name: str) -> bool:
+    """True when the bucket exists, in this account or another (403)."""
+    try:
+        s3.head_bucket(Bucket=name)
+        return True
+    except Exception as exc:
+        return error_code(exc) not in ("404", "NoSuchBucket", "NotFound")
+
+
 def upload_artifact(s3, bucket: str, key: str, path) -> bool:
     """Upload unless the content-addressed key already exists; True when uploaded."""
     try:
@@ -129,6 +138,9 @@ def plan(cfn, stack_name: str, body: str, doc: dict, parameters: dict[str, str] 
     left behind if the user declines). Existing stack: a change set, deleted when empty."""
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted((parameters or {}).items())]
     stack = describe_stack(cfn, stack_name)
+    if stack is not None and stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+        raise DeployError(f"stack {stack_name} only has an unexecuted change set (REVIEW_IN_PROGRESS); "
+                          f"run `imgproc destroy --stack {stack_name}` then deploy again")
     if stack is not None and stack["StackStatus"].endswith("_IN_PROGRESS"):
         raise DeployError(f"stack {stack_name} is busy ({stack['StackStatus']}); try again when it settles")
     if stack is not None and stack["StackStatus"] in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):

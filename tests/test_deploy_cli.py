@@ -120,6 +120,12 @@ def test_destroy_keeps_buckets_with_data_and_deletes_only_what_the_stack_created
     again = imgproc("destroy", "--yes", cwd=tmp_path)
     assert again.returncode == 1 and "no stack named imgproc" in again.stderr
 
+    # Deploying again cannot re-create the kept bucket: said clearly, before anything is created.
+    redeploy = imgproc("deploy", "--yes", cwd=tmp_path)
+    assert redeploy.returncode == 1
+    assert f"bucket {IN_BUCKET} already exists (kept by an earlier `imgproc destroy`?)" in redeploy.stderr
+    assert client("cloudformation").describe_stacks()["Stacks"] == []
+
 
 def test_destroy_delete_data_empties_the_stacks_buckets(moto_server, tmp_path):
     deploy(tmp_path)
