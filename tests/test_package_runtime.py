@@ -76,6 +76,7 @@ class RuntimeApi:
     def __init__(self, event: dict):
         self.event = json.dumps(event).encode()
         self.result: tuple[str, bytes] | None = None
+        self.sent = False
         self.answered = threading.Event()
         self.finished = threading.Event()
         api = self
@@ -88,9 +89,9 @@ class RuntimeApi:
                 if self.path != "/2018-06-01/runtime/invocation/next":
                     self.send_error(404)
                     return
-                if api.answered.is_set() or getattr(api, "sent", False):
+                if api.sent:
                     api.finished.wait(60)  # the client polls for the next event; keep it waiting
-                    self.send_error(410)
+                    self.close_connection = True
                     return
                 api.sent = True
                 self.send_response(200)
@@ -116,6 +117,7 @@ class RuntimeApi:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # the client is killed mid-poll
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
