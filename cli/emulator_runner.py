@@ -121,6 +121,8 @@ def find_runtime_python(runtime: str) -> tuple[str, str | None]:
         candidates.append(shutil.which(f"python{wanted}") or "")
         pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
         candidates += sorted(glob.glob(f"{pyenv_root}/versions/{wanted}*/bin/python{wanted}"), reverse=True)
+        uv_root = os.path.expanduser("~/.local/share/uv/python")
+        candidates += sorted(glob.glob(f"{uv_root}/cpython-{wanted}*/bin/python{wanted}"), reverse=True)
         candidates += [f"/usr/local/bin/python{wanted}", f"/usr/bin/python{wanted}"]
     for candidate in filter(None, candidates):
         if os.path.exists(candidate) and _python_version(candidate) == wanted:
@@ -129,7 +131,8 @@ def find_runtime_python(runtime: str) -> tuple[str, str | None]:
     here = "%d.%d" % sys.version_info[:2]
     warning = (
         f"no interpreter for Lambda runtime {runtime!r} found; running it with Python {here} "
-        f"({sys.executable}). Install Python {wanted or '3.12'} or set IMGPROC_LOCAL_PYTHON."
+        f"({sys.executable}), where compiled wheels in the package (Pillow) will not import. "
+        f"Install Python {wanted or '3.12'} (pyenv, uv, your OS) or set IMGPROC_LOCAL_PYTHON."
     )
     _PYTHONS[runtime] = (sys.executable, warning)
     return _PYTHONS[runtime]
