@@ -291,8 +291,8 @@ def _cached_zip(files: dict[str, bytes], out: Path, cache: Path | None) -> str:
     sha = write_zip(files, out)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        for old in sorted(cached.parent.glob("*.zip"), key=lambda p: p.stat().st_mtime)[:-20]:
-            old.unlink(missing_ok=True)  # keep the 20 newest
+        for old in sorted(cached.parent.glob("*.zip"), key=lambda p: p.stat().st_mtime)[:-8]:
+            old.unlink(missing_ok=True)  # keep the 8 newest
         tmp = cached.with_name(cached.name + f".{os.getpid()}.part")
         tmp.write_bytes(out.read_bytes())
         os.replace(tmp, cached)
