@@ -23,6 +23,7 @@ import boto3
 import pytest
 from PIL import Image
 
+from cli.emulator_runner import find_runtime_python
 from conftest import subprocess_env
 from core.naming import s3_output_key
 from core.recipe import builtin_config
@@ -168,6 +169,8 @@ def write_photos(folder: Path) -> dict[str, Image.Image]:
 
 
 def test_offline_pipeline_end_to_end(offline, tmp_path):
+    _python, warning = find_runtime_python("python3.12")
+    assert warning is None, f"the e2e test needs Lambda's Python: {warning}"
     photos = tmp_path / "photos"
     upright = write_photos(photos)
 
