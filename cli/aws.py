@@ -9,6 +9,7 @@ table of imgproc.toml.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -71,10 +72,14 @@ class AwsTarget:
         """A client with botocore's standard retry mode (throttling and 5xx retried)."""
         from botocore.config import Config
 
-        cfg = Config(retries={"mode": "standard", "max_attempts": 5}, **config)
-        kwargs: dict[str, Any] = {"config": cfg}
+        kwargs: dict[str, Any] = {}
+        if self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"):
+            # Emulators answer on plain host names such as localhost, where the
+            # virtual-host style (bucket.localhost) needs DNS the machine may not have.
+            config.setdefault("s3", {"addressing_style": "path"})
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
+        kwargs["config"] = Config(retries={"mode": "standard", "max_attempts": 5}, **config)
         return self.session().client(service, **kwargs)
 
     def region_name(self) -> str | None:
