@@ -11,9 +11,10 @@ hooks two places inside the moto process it hosts:
 
 A function runs from the zip stored in the emulator (see `emulator_runner`), with async retries
 (two by default, or the function's MaximumRetryAttempts) and its on-failure SQS destination.
-It also applies what moto ignores in CloudFormation templates for ``AWS::S3::Bucket``
-(NotificationConfiguration and LifecycleConfiguration), so `imgproc deploy` wires the
-pipeline exactly as it does on AWS.
+It also applies what moto's CloudFormation ignores: a bucket's NotificationConfiguration,
+LifecycleConfiguration and PublicAccessBlockConfiguration, and AWS::Lambda::EventInvokeConfig,
+so `imgproc deploy` wires the pipeline as it does on AWS. AWS::S3::BucketPolicy stays
+unapplied (see `_EXTRA_CFN_TYPES`).
 
 State: on shutdown every moto service's in-memory state (buckets and objects, stacks, functions,
 roles, log groups, queues...) is saved to ``<state-dir>/state.pickle`` and restored at the next
@@ -623,15 +624,19 @@ class Emulator:
         return self.endpoint
 
     def stop(self) -> None:
+        # Queued invocations finish first (they need the server), then nothing new comes in.
+        started = self.server is not None
         if self.dispatcher is not None:
-            self.dispatcher.uninstall()
-            self.dispatcher = None
+            self.dispatcher.drain(10.0)
         if self.server is not None:
             self.server.stop()
             self.server = None
-            if self.persist:
-                size = save_state(self.state_dir / STATE_FILE)
-                self.say(f"saved state to {self.state_dir / STATE_FILE} ({size} bytes)")
+        if self.dispatcher is not None:
+            self.dispatcher.uninstall(drain_s=0)
+            self.dispatcher = None
+        if self.persist and started:  # never overwrite saved state with a failed start's empty one
+            size = save_state(self.state_dir / STATE_FILE)
+            self.say(f"saved state to {self.state_dir / STATE_FILE} ({size} bytes)")
 
 
 def serve(port: int, state_dir: Path, concurrency: int = 2, persist: bool = True,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import time
 import zipfile
 
 import boto3
