@@ -645,6 +645,9 @@ def serve(port: int, state_dir: Path, concurrency: int = 2, persist: bool = True
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in the log
+    # The emulator talks to itself with fixed credentials: a user's AWS profile must not interfere.
+    for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        os.environ.pop(variable, None)
     emulator = Emulator(port=port, state_dir=state_dir, concurrency=concurrency, persist=persist, say=say)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
