@@ -172,3 +172,23 @@ def wait_for(condition, timeout: float) -> None:
         time.sleep(0.2)
     raise AssertionError(f"condition not met within {timeout} s")
 
+
+
+def test_foreground_runs_until_ctrl_c_and_saves_state(state_dir, tmp_path):
+    proc = subprocess.Popen(
+        [str(IMGPROC), "local", "up", "--foreground", "--port", "0", "--state-dir", str(state_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=subprocess_env(),
+    )
+    try:
+        wait_for(lambda: (state_dir / "emulator.json").exists() or proc.poll() is not None, 30)
+        endpoint = json.loads((state_dir / "emulator.json").read_text())["endpoint"]
+        aws("s3", endpoint).create_bucket(Bucket="made-in-foreground")
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
+    assert (state_dir / "state.pickle").exists() and not (state_dir / "emulator.json").exists()
