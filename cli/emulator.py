@@ -14,7 +14,7 @@ A function runs from the zip stored in the emulator (see `emulator_runner`), wit
 It also applies what moto's CloudFormation ignores: a bucket's NotificationConfiguration,
 LifecycleConfiguration and PublicAccessBlockConfiguration, and AWS::Lambda::EventInvokeConfig,
 so `imgproc deploy` wires the pipeline as it does on AWS. AWS::S3::BucketPolicy stays
-unapplied (see `_EXTRA_CFN_TYPES`).
+unapplied (see `emulator_cfn`).
 
 State: on shutdown every moto service's in-memory state (buckets and objects, stacks, functions,
 roles, log groups, queues...) is saved to ``<state-dir>/state.pickle`` and restored at the next
@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import collections
-import io
 import json
 import os
-import pickle
 import queue
 import signal
 import socket
@@ -38,20 +35,19 @@ import sys
 import threading
 import time
 import uuid
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from cli.emulator_cfn import EXTRA_CFN_TYPES, apply_bucket_properties
 from cli.emulator_runner import FunctionSpec, Invocation, LogSink, Runner
+from cli.emulator_state import load_state, save_state
 
 DEFAULT_PORT = 4567  # LocalStack's 4566 + 1: both can run side by side.
 DEFAULT_STATE_DIR = Path(".imgproc") / "local"
 INFO_FILE = "emulator.json"
 STATE_FILE = "state.pickle"
 LOG_FILE = "emulator.log"
-# moto services whose state is never saved (moto's own bookkeeping, metadata stubs).
-_UNSAVED = {"moto_api._internal", "instance_metadata"}
 
 
 class EmulatorError(Exception):
@@ -73,221 +69,6 @@ def require_moto() -> str:
             f"`imgproc local` needs moto's server ({exc.name} is missing): pip install 'imgproc[local]'"
         ) from None
     return moto.__version__
-
-
-# --- saving and restoring moto's state ---------------------------------------------------------
-
-
-class _StatePickler(pickle.Pickler):
-    """Pickles moto backends: locks become new locks, weak maps keep their entries."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, type(threading.RLock())):
-            return threading.RLock, ()
-        if isinstance(obj, type(threading.Lock())):
-            return threading.Lock, ()
-        if isinstance(obj, threading.Condition):
-            return threading.Condition, ()
-        if isinstance(obj, weakref.WeakValueDictionary):
-            return weakref.WeakValueDictionary, (dict(obj),)
-        if isinstance(obj, collections.defaultdict) and getattr(obj.default_factory, "__name__", "") == "<lambda>":
-            return collections.defaultdict, (type(obj.default_factory()),), None, None, iter(obj.items())
-        return NotImplemented
-
-
-def _service_backends(names: set[str] | None = None) -> dict[str, Any]:
-    """moto's per-service state holders: the ``names`` given, or those of services already in use."""
-    from moto.backend_index import backend_url_patterns
-    from moto.backends import ALT_SERVICE_NAMES, get_backend
-
-    found = {}
-    for name in sorted({n for n, _ in backend_url_patterns} - _UNSAVED):
-        if names is not None and name not in names:
-            continue
-        # A service nobody called was never imported (and holds nothing): importing all ~150 costs seconds.
-        if names is None and f"moto.{ALT_SERVICE_NAMES.get(name, name)}" not in sys.modules:
-            continue
-        try:
-            found[name] = get_backend(name)  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - a service whose optional dependency is missing
-            continue
-    return found
-
-
-def save_state(path: Path) -> int:
-    """Write every moto service's state to ``path`` atomically; returns the size in bytes."""
-    import moto
-
-    state = {name: dict(backends) for name, backends in _service_backends().items() if len(backends)}
-    buffer = io.BytesIO()
-    _StatePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump({"moto": moto.__version__, "services": state})
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
-    return len(buffer.getvalue())
-
-
-def load_state(path: Path) -> str:
-    """Restore state saved by `save_state`; returns a one-line summary (or why it was skipped)."""
-    import moto
-
-    if not path.exists():
-        return "no saved state: starting empty"
-    try:
-        saved = pickle.loads(path.read_bytes())
-    except Exception as exc:  # noqa: BLE001 - a damaged file must not stop the emulator
-        aside = path.with_suffix(f".unreadable-{int(time.time())}")
-        path.replace(aside)
-        return f"saved state unreadable ({type(exc).__name__}); moved to {aside.name}, starting empty"
-    if saved.get("moto") != moto.__version__:
-        aside = path.with_suffix(f".moto-{saved.get('moto')}")
-        path.replace(aside)
-        return f"saved state is from moto {saved.get('moto')} (now {moto.__version__}); moved to {aside.name}, starting empty"
-    backends = _service_backends(set(saved["services"]))
-    for name, accounts in saved["services"].items():
-        if name in backends:
-            backends[name].clear()
-            backends[name].update(accounts)
-    return f"restored {', '.join(sorted(saved['services']))} from {path}"
-
-
-# --- CloudFormation gaps -------------------------------------------------------------------------
-
-
-def _cfn_notification(properties: dict[str, Any]) -> dict[str, Any] | None:
-    """AWS::S3::Bucket NotificationConfiguration -> moto's parsed PutBucketNotification body."""
-    cfn = properties.get("NotificationConfiguration")
-    if not cfn:
-        return None
-    kinds = {
-        "LambdaConfigurations": ("CloudFunctionConfiguration", "Function", "CloudFunction"),
-        "QueueConfigurations": ("QueueConfiguration", "Queue", "Queue"),
-        "TopicConfigurations": ("TopicConfiguration", "Topic", "Topic"),
-    }
-    body: dict[str, Any] = {}
-    for cfn_kind, (kind, cfn_target, target) in kinds.items():
-        for item in cfn.get(cfn_kind, []):
-            entry: dict[str, Any] = {target: item[cfn_target], "Event": [item["Event"]]}
-            rules = item.get("Filter", {}).get("S3Key", {}).get("Rules", [])
-            if rules:
-                entry["Filter"] = {"S3Key": {"FilterRule": [{"Name": r["Name"].lower(), "Value": r["Value"]} for r in rules]}}
-            body.setdefault(kind, []).append(entry)
-    if cfn.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
-        body["EventBridgeConfiguration"] = {}
-    return body
-
-
-def _cfn_lifecycle(properties: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """AWS::S3::Bucket LifecycleConfiguration -> moto's parsed PutBucketLifecycleConfiguration rules."""
-    rules = properties.get("LifecycleConfiguration", {}).get("Rules")
-    if not rules:
-        return None
-    converted = []
-    for rule in rules:
-        out: dict[str, Any] = {"ID": rule.get("Id", uuid.uuid4().hex), "Status": rule.get("Status", "Enabled")}
-        out["Filter"] = {"Prefix": rule.get("Prefix", "")}
-        if "ExpirationInDays" in rule:
-            out["Expiration"] = {"Days": str(rule["ExpirationInDays"])}
-        if "ExpirationDate" in rule:
-            out["Expiration"] = {"Date": str(rule["ExpirationDate"])}
-        transitions = list(rule.get("Transitions", []))
-        if "Transition" in rule:
-            transitions.append(rule["Transition"])
-        if transitions:
-            out["Transition"] = [
-                {"Days": str(t["TransitionInDays"]), "StorageClass": t["StorageClass"]} for t in transitions if "TransitionInDays" in t
-            ]
-        if "AbortIncompleteMultipartUpload" in rule:
-            days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
-            out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": str(days)}
-        if "NoncurrentVersionExpirationInDays" in rule:
-            out["NoncurrentVersionExpiration"] = {"NoncurrentDays": str(rule["NoncurrentVersionExpirationInDays"])}
-        converted.append(out)
-    return converted
-
-
-def _apply_bucket_properties(bucket: Any, cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> None:
-    from moto.s3.models import s3_backends
-    from moto.utilities.utils import get_partition
-
-    properties = cloudformation_json.get("Properties", {}) or {}
-    backend = s3_backends[account_id][get_partition(region_name)]
-    public_access = properties.get("PublicAccessBlockConfiguration")
-    if public_access:
-        backend.put_public_access_block(bucket.name, {k: str(v).lower() for k, v in public_access.items()})
-    lifecycle = _cfn_lifecycle(properties)
-    if lifecycle:
-        backend.put_bucket_lifecycle(bucket.name, lifecycle)
-    notification = _cfn_notification(properties)
-    if notification is not None:
-        backend.put_bucket_notification_configuration(bucket.name, notification)
-
-
-class _ExtraResource:
-    """A CloudFormation resource type moto's CloudFormation skips (duck-typed CloudFormationModel)."""
-
-    def __init__(self, physical_id: str, properties: dict[str, Any]):
-        self.physical_resource_id = physical_id
-        self.properties = properties
-
-    @classmethod
-    def cloudformation_name_type(cls) -> str:
-        return ""
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return False
-
-    def is_created(self) -> bool:
-        return True
-
-    @classmethod
-    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
-
-    @classmethod
-    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
-        pass
-
-    @classmethod
-    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        raise NotImplementedError
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        try:
-            self._delete(account_id, region_name)
-        except Exception:  # noqa: BLE001 - the target may already be gone with the stack
-            pass
-
-    def _delete(self, account_id: str, region_name: str) -> None:
-        raise NotImplementedError
-
-
-class _EventInvokeConfigResource(_ExtraResource):
-    """AWS::Lambda::EventInvokeConfig: async retries and the on-failure destination."""
-
-    @classmethod
-    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        from moto.awslambda.utils import get_backend
-
-        properties = cloudformation_json.get("Properties", {})
-        function_name = properties["FunctionName"].split(":function:")[-1].split(":")[0]
-        config = {k: properties[k] for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
-                  if k in properties}
-        backend = get_backend(account_id, region_name)
-        backend.get_function(function_name).event_invoke_config = []
-        backend.put_function_event_invoke_config(function_name, config)
-        return cls(function_name, properties)
-
-    def _delete(self, account_id: str, region_name: str) -> None:
-        from moto.awslambda.utils import get_backend
-
-        get_backend(account_id, region_name).get_function(self.physical_resource_id).event_invoke_config = []
-
-
-# AWS::S3::BucketPolicy stays unapplied, as in moto: the emulator speaks plain HTTP and moto ignores
-# policy conditions, so a TLS-only policy (Deny unless aws:SecureTransport) would deny every request.
-_EXTRA_CFN_TYPES = {"AWS::Lambda::EventInvokeConfig": _EventInvokeConfigResource}
 
 
 # --- running functions ---------------------------------------------------------------------------
@@ -400,7 +181,7 @@ class Dispatcher:
         cfn_types = self._saved["cfn_types"]
 
         def resource_class_from_type(resource_type: str) -> Any:
-            return _EXTRA_CFN_TYPES.get(resource_type) or cfn_types(resource_type)
+            return EXTRA_CFN_TYPES.get(resource_type) or cfn_types(resource_type)
 
         def on_notification(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
             dispatcher.submit_event(account_id, region_name, fn_arn, event_body)
@@ -413,12 +194,12 @@ class Dispatcher:
 
         def bucket_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
             bucket = create_original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-            _apply_bucket_properties(bucket, cloudformation_json, account_id, region_name)
+            apply_bucket_properties(bucket, cloudformation_json, account_id, region_name)
             return bucket
 
         def bucket_update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
             bucket = update_original(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name)
-            _apply_bucket_properties(bucket, cloudformation_json, account_id, region_name)
+            apply_bucket_properties(bucket, cloudformation_json, account_id, region_name)
             return bucket
 
         notifications._invoke_awslambda = on_notification

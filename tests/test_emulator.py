@@ -14,7 +14,8 @@ import zipfile
 import boto3
 import pytest
 
-from cli.emulator import Dispatcher, _cfn_lifecycle, _cfn_notification
+from cli.emulator import Dispatcher
+from cli.emulator_cfn import cfn_lifecycle, cfn_notification
 from cli.emulator_runner import find_runtime_python
 
 pytestmark = pytest.mark.slow
@@ -280,17 +281,17 @@ def test_cloudformation_bucket_notification_and_lifecycle_are_applied(dispatcher
 
 
 def test_cfn_property_translation_keeps_filters_and_transitions():
-    notification = _cfn_notification({"NotificationConfiguration": {"QueueConfigurations": [{
+    notification = cfn_notification({"NotificationConfiguration": {"QueueConfigurations": [{
         "Event": "s3:ObjectCreated:Put", "Queue": "arn:aws:sqs:us-east-1:123456789012:q",
         "Filter": {"S3Key": {"Rules": [{"Name": "Suffix", "Value": ".jpg"}]}}}]}})
     assert notification == {"QueueConfiguration": [{
         "Queue": "arn:aws:sqs:us-east-1:123456789012:q", "Event": ["s3:ObjectCreated:Put"],
         "Filter": {"S3Key": {"FilterRule": [{"Name": "suffix", "Value": ".jpg"}]}}}]}
-    lifecycle = _cfn_lifecycle({"LifecycleConfiguration": {"Rules": [{
+    lifecycle = cfn_lifecycle({"LifecycleConfiguration": {"Rules": [{
         "Status": "Enabled", "Prefix": "thumb/", "Transitions": [{"StorageClass": "GLACIER", "TransitionInDays": 90}]}]}})
     assert lifecycle[0]["Filter"] == {"Prefix": "thumb/"}
     assert lifecycle[0]["Transition"] == [{"Days": "90", "StorageClass": "GLACIER"}]
-    assert _cfn_notification({}) is None and _cfn_lifecycle({}) is None
+    assert cfn_notification({}) is None and cfn_lifecycle({}) is None
 
 
 def test_cloudformation_invoke_config_and_public_access_block_are_applied(dispatcher, moto_server):
@@ -334,7 +335,7 @@ def test_uninstall_gives_moto_back_unchanged(moto_server, code_cache):
 def test_state_from_another_moto_version_is_set_aside(tmp_path):
     import pickle
 
-    from cli.emulator import load_state
+    from cli.emulator_state import load_state
 
     saved = tmp_path / "state.pickle"
     saved.write_bytes(pickle.dumps({"moto": "0.0.1", "services": {}}))
