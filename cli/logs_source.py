@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
-from core.errors import ConfigError, ImgprocError
+from core.errors import ConfigError, LogsUnavailable, LogTargetNotFound, Throttled, TransientLogsError
 
 DEFAULT_STACK = "imgproc"
 LOG_GROUP_OUTPUT = "LogGroupName"
@@ -31,14 +31,6 @@ POLL_THROTTLED_MAX_S = 30.0
 THROTTLING_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
-
-
-class LogTargetNotFound(ImgprocError):
-    """The stack, its LogGroupName output or the log group does not exist."""
-
-
-class LogsUnavailable(ImgprocError):
-    """CloudWatch Logs refused or failed a read (permissions, throttling, network)."""
 
 
 # --- time window ---------------------------------------------------------------
@@ -216,16 +208,6 @@ class Fetcher:
         except BotoCoreError as exc:
             error = TransientLogsError if isinstance(exc, _connection_errors()) else LogsUnavailable
             raise error(f"cannot read {self.log_group!r}: {_one_line(exc)}") from None
-
-
-class TransientLogsError(LogsUnavailable):
-    """A read that may work later: throttled, a 5xx, or a dropped connection."""
-
-    transient = True
-
-
-class Throttled(TransientLogsError):
-    """FilterLogEvents still throttled after botocore's own retries."""
 
 
 def _connection_errors() -> tuple[type[Exception], ...]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, ImgprocError
+from core.errors import ConfigError, PackageError
 from core.recipe import FOREIGN_TABLES, parse_toml
 
 RUNTIME = "python3.12"
@@ -43,10 +43,6 @@ PRESETS_NAME = "imgproc.toml"
 ASSETS_DIR = "imgproc-assets"
 _SO = re.compile(r"\.so(\.[0-9.]+)?$")
 _EXT_TAG = re.compile(r"\.cpython-(\d+)-([a-z0-9_]+)-linux-gnu\.so$")
-
-
-class PackageError(ImgprocError):
-    """The Lambda package cannot be built or fails its checks."""
 
 
 @dataclass(frozen=True)

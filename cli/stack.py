@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from core.errors import ImgprocError
+from core.errors import DeployError
 
 from cli.template import LIFECYCLE_RULE_ID, lifecycle_api, notification_api
 
@@ -21,10 +21,6 @@ TERMINAL_OK = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 OUTPUT_KEYS = ("InputBucketName", "OutputBucketName", "FunctionName", "FunctionArn", "LogGroupName",
                "DeadLetterQueueUrl")
-
-
-class DeployError(ImgprocError):
-    """A CloudFormation or AWS call needed by deploy/status/push/destroy failed."""
 
 
 def aws_error(exc: Exception) -> str:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ImgprocError, OutputCollision, StorageError
-from core.codec import check_source_size
 from core.naming import local_output_path
 from core.pipeline import render
 from core.recipe import Limits, Rendition, recipe_hash
@@ -142,7 +141,7 @@ def run_job(src: Path, out: Path, job: Job, renditions: tuple[Rendition, ...], l
     path = src / job.relative
     try:
         stat = _stat(path)
-        check_source_size(stat[0], limits, job.relative)  # before reading it into memory
+        limits.check_source_size(stat[0], job.relative)  # before reading it into memory
         data = path.read_bytes()
         result = render(data, renditions, limits, name=job.relative)
         records = []

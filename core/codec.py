@@ -19,7 +19,6 @@ from core.errors import (
     CodecUnavailable,
     CorruptImage,
     NotAnImage,
-    SourceTooLarge,
     TooManyFrames,
     TooManyPixels,
     UnsupportedFormat,
@@ -72,15 +71,9 @@ def check_codecs(renditions: tuple[Rendition, ...]) -> None:
             )
 
 
-def check_source_size(size: int, limits: Limits, name: str) -> None:
-    """Callers that know the size first (a file's stat, S3 HeadObject) check before reading."""
-    if size > limits.max_source_bytes:
-        raise SourceTooLarge(f"{name}: {size:,} bytes exceeds the {limits.max_source_bytes:,}-byte limit")
-
-
 def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, SourceInfo]:
     """Open lazily (header only) and enforce every limit before decoding pixels."""
-    check_source_size(len(data), limits, name)
+    limits.check_source_size(len(data), name)
     if not data:
         raise NotAnImage(f"{name}: empty file")
     try:

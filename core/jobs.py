@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from core.errors import ImgprocError, SourceTooLarge, StorageError, TransientStorageError
+from core.errors import ImgprocError, StorageError, TransientStorageError
 from core.naming import s3_output_key
 from core.recipe import Limits, Rendition, recipe_hash
 from core.storage import ObjectInfo, Storage
@@ -146,8 +146,7 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
     if is_imgproc_output(info):
         skipped(record, "object carries imgproc output metadata (loop guard)", "WARNING")
         return
-    if info.size > job.limits.max_source_bytes:
-        raise SourceTooLarge(f"{key}: {info.size:,} bytes exceeds the {job.limits.max_source_bytes:,}-byte limit")
+    job.limits.check_source_size(info.size, key)  # before downloading a byte
 
     # Idempotency: an output whose metadata names this source ETag and recipe is up to date.
     existing = {r.label: _head_output(output, job.output_key(key, r)) for r in job.renditions}

@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from core.errors import ConfigError, UnknownPreset
+from core.errors import ConfigError, SourceTooLarge, UnknownPreset
 
 FITS = ("inside", "contain", "cover", "fill")
 GRAVITIES = (
@@ -129,6 +129,11 @@ class Limits:
     max_output_dimension: int = 8192
     max_frames: int = 100
     input_formats: tuple[str, ...] = INPUT_FORMATS
+
+    def check_source_size(self, size: int, name: str) -> None:
+        """Refuse an oversized source; callers that know the size (a stat, HeadObject) check before reading."""
+        if size > self.max_source_bytes:
+            raise SourceTooLarge(f"{name}: {size:,} bytes exceeds the {self.max_source_bytes:,}-byte limit")
 
 
 @dataclass(frozen=True)
