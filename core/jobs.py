@@ -163,14 +163,15 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
         return
 
     t = time.perf_counter()
-    data = source.read(key)
+    data = [source.read(key)]
     ms["download"] += _ms(t)
-    record["bytes_in"] = len(data)
+    record["bytes_in"] = len(data[0])
 
     from core.pipeline import render  # Pillow is imported on first use, not with this module
 
-    result = render(data, job.renditions, job.limits, name=key)
-    del data
+    # Hand over the only reference: render() drops the encoded bytes once they are
+    # decoded, which keeps them out of the peak (the first resize).
+    result = render(data.pop(), job.renditions, job.limits, name=key)
     src = result.source
     record["source"] = {"bytes": src.bytes, "width": src.width, "height": src.height,
                         "format": src.format, "etag": info.etag}

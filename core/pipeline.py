@@ -68,6 +68,8 @@ def render(data: bytes, renditions: tuple[Rendition, ...], limits: Limits, name:
         codec.check_frames(info, limits, name)
     need = min(1.0, max(g.scale for g in plans)) if plans else 1.0
     base = codec.decode(img, info, need, name)
+    if not animate:
+        del data  # decoded: free the encoded bytes before the memory peak (when the caller let go too)
     exif = _kept_exif(base) if any(not r.strip for r in renditions) else None
     base = codec.orient(base, info.orientation)
     base, icc = codec.to_working_mode(base)
