@@ -131,6 +131,27 @@ def markdown(doc) -> str:
     out += ["", "## Goals (issue 8)", "", "| goal | target | measured | met |", "|---|---|---|---|"]
     out += [f"| {a} | {b} | {c_} | {d} |" for a, b, c_, d in goals(doc)]
 
+    eng = t.get("engine")
+    if eng and ip:
+        eng_med = _median(eng["times"])
+        rows = []
+        ip_med = _median(ip["times"])
+        if "naive" in t:
+            n = _median(t["naive"]["times"])
+            rows.append(f"vs the naive Pillow loop: imgproc process {n / ip_med:.2f}x faster, the engine alone {n / eng_med:.2f}x faster")
+        if "pyvips" in t:
+            v = _median(t["pyvips"]["times"])
+            rows.append(f"vs the pyvips cascade: imgproc process {ip_med / v:.2f}x pyvips' time, the engine alone {eng_med / v:.2f}x")
+        start = doc.get("startup") or {}
+        out += ["", "## The CLI's share", "",
+                f"`bench/tools/engine.py` runs the same `core.pipeline.render` in a pool of {doc['jobs']} without the CLI "
+                f"(no typer/rich, no manifest or progress): median {eng_med:.2f} s vs {_median(ip['times']):.2f} s for "
+                f"`imgproc process` ({(_median(ip['times']) / eng_med - 1) * 100:+.0f}%)."]
+        out += [f"- {r}" for r in rows]
+        if start:
+            out += ["", "Fixed cost of one invocation (median wall time on two 64x48 JPEGs: interpreter, imports, "
+                    "worker pool): " + ", ".join(f"{t[k]['label']} {v:.2f} s" for k, v in start.items() if k in t) + "."]
+
     r12 = doc.get("rss12") or {}
     if r12:
         out += ["", "## Peak RSS per process on 12 MP photos", "",

@@ -330,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
             rss12[tool.key] = per_process_peaks(tool, folder, CACHE / "out" / f"rss-{tool.key}")
             log(f"12 MP peaks {tool.label}: {rss12[tool.key]}")
 
+    # Fixed cost of one invocation (interpreter, imports, pool start-up): two tiny photos.
+    startup = _startup_costs([t for t in timed if t.key in ("imgproc", "engine", "naive", "pyvips")], 3 if quick else 5)
+    log(f"start-up: {startup}")
+
     # Quality of the 800 px renditions (last timed run's outputs) against the float reference.
     import quality
 
@@ -368,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                    "bytes": sum(f.stat().st_size for f in sources), "12mp": spec.count_12mp, "24mp": spec.count_24mp},
         "tools": [{"key": t.key, "label": t.label, "group": t.group, "note": t.note, "times": t.times, "rss": t.rss,
                    "error": t.error} for t in tools],
-        "missing": missing, "rss12": rss12, "quality": qual, "decode": decode, "profile": profile,
+        "missing": missing, "rss12": rss12, "startup": startup, "quality": qual, "decode": decode, "profile": profile,
         "lambda": lam, "package": pkg, "seconds": time.perf_counter() - started,
     }
     args.results.mkdir(parents=True, exist_ok=True)
@@ -382,6 +386,24 @@ def main(argv: list[str] | None = None) -> int:
     log(f"wrote {args.results / 'results.md'}" + (f" and {chart}" if chart else " (no chart: matplotlib missing)")
         + f" in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _startup_costs(tools: list[Tool], repeat: int) -> dict[str, float]:
+    """Median wall time of each tool on a folder of two 64x48 JPEGs: what every run pays before real work."""
+    from PIL import Image
+
+    folder = CACHE / "subsets" / "tiny"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for i, colour in enumerate(("red", "blue")):
+        Image.new("RGB", (64, 48), colour).save(folder / f"tiny-{i}.jpg", quality=90)
+    times: dict[str, list[float]] = {t.key: [] for t in tools}
+    for _ in range(repeat):
+        for tool in tools:
+            wall, _, rc, _ = run_once(tool, folder, CACHE / "out" / f"tiny-{tool.key}")
+            if rc == 0:
+                times[tool.key].append(wall)
+    return {k: statistics.median(v) for k, v in times.items() if v}
 
 
 def _quality_sources(sources: list[Path], megapixels: dict, quick: bool) -> list[Path]:
