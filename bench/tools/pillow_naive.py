@@ -29,7 +29,8 @@ def _init(out: Path) -> None:
 def one(path: Path) -> int:
     with Image.open(path) as img:
         img = ImageOps.exif_transpose(img)
-        img = img.convert("RGB")
+        if img.mode != "RGB":  # (every corpus photo is RGB: no extra copy)
+            img = img.convert("RGB")
         for size in job.SIZES:
             resized = img.resize(job.inside(img.width, img.height, size), Image.Resampling.LANCZOS)
             # Pillow writes no EXIF unless asked: saving without exif= strips it.
