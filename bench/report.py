@@ -120,7 +120,9 @@ def markdown(doc) -> str:
             f"{_fmt(ratio)}x | {_fmt(rr)}x | {max(tool['rss']):.0f} MiB | {_fmt(qq.get('psnr'))} | {_fmt(qq.get('ssim'), '.4f')} |"
         )
     out += ["", "Time vs imgproc = tool's median / imgproc's median (2.00x = takes twice as long). Peak RSS: the "
-            "largest single process of the run (`ru_maxrss` via `wait4`, max over rounds; 24 MP photos included). "
+            "largest single process of the run (`ru_maxrss` via `wait4`, max over rounds; 24 MP photos included; "
+            f"a child's `ru_maxrss` cannot read below the harness's own {doc.get('harness_mib') or 0:.0f} MiB, which Linux "
+            "carries across fork+exec, so small main processes are measured by polling in the 12 MP table). "
             "PSNR/SSIM: mean over the checked photos of the 800 px rendition against a float LANCZOS resize of "
             "the full-size decode (JPEG q85 loss included, equally for all)."]
     failed = [x for x in doc["tools"] if x["error"]]
@@ -200,7 +202,7 @@ def markdown(doc) -> str:
                    f"**{lam['import_ms_median']:.0f} ms**")
         if "peak_mib" in ms:
             out.append(f"- One 24 MP JPEG through `lambda_entry.handler` (built-in presets: thumb + web JPEG + WebP), "
-                       f"moto as a separate server: peak RSS **{ms['peak_mib']:.0f} MiB** incl. interpreter "
+                       f"moto as a separate server: peak RSS (VmHWM) **{ms['peak_mib']:.0f} MiB** incl. interpreter "
                        f"({ms['rss_before_handler_mib']:.0f} MiB after importing lambda_entry; outcome {ms['outcome']}, "
                        f"stages ms {ms.get('ms')})")
         else:

@@ -306,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             log(f"warm-up {tool.label}: {wall:.2f} s")
     timed = [t for t in tools if t.error is None]
+    harness_mib = _hwm_mib()
     for r in range(runs):
         for tool in timed:
             wall, rss, rc, err = run_once(tool, src, CACHE / "out" / tool.key)
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                    "bytes": sum(f.stat().st_size for f in sources), "12mp": spec.count_12mp, "24mp": spec.count_24mp},
         "tools": [{"key": t.key, "label": t.label, "group": t.group, "note": t.note, "times": t.times, "rss": t.rss,
                    "error": t.error} for t in tools],
-        "missing": missing, "rss12": rss12, "startup": startup, "quality": qual, "decode": decode, "profile": profile,
+        "missing": missing, "rss12": rss12, "startup": startup, "harness_mib": harness_mib, "quality": qual, "decode": decode, "profile": profile,
         "lambda": lam, "package": pkg, "seconds": time.perf_counter() - started,
     }
     args.results.mkdir(parents=True, exist_ok=True)
@@ -386,6 +387,19 @@ def main(argv: list[str] | None = None) -> int:
     log(f"wrote {args.results / 'results.md'}" + (f" and {chart}" if chart else " (no chart: matplotlib missing)")
         + f" in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _hwm_mib() -> float:
+    """This process's peak RSS: the floor of every child's ``ru_maxrss`` (Linux carries it across fork+exec)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _startup_costs(tools: list[Tool], repeat: int) -> dict[str, float]:
