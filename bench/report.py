@@ -64,7 +64,15 @@ def goals(doc) -> list[tuple[str, str, str, str]]:
                      _yes(worst < GOAL_WORKER_MIB)))
     lam = doc.get("lambda", {})
     mem = lam.get("memory_server", {}) if lam.get("available") else {}
-    if mem.get("peak_mib"):
+    each = {k: v for k, v in (lam.get("memory_server_each") or {}).items() if v.get("peak_mib") and v.get("outcome") == "ok"}
+    if each:
+        orient = lam.get("orientation", {})
+        worst = max(v["peak_mib"] for v in each.values())
+        text = ", ".join(f"{v['peak_mib']:.0f} MiB ({'upright' if orient.get(k, 1) == 1 else f'EXIF orientation {orient[k]}'})"
+                         for k, v in each.items())
+        rows.append(("one 24 MP photo through the handler", f"< {GOAL_HANDLER_MIB} MiB incl. interpreter", text,
+                     _yes(worst < GOAL_HANDLER_MIB)))
+    elif mem.get("peak_mib"):
         rows.append(("one 24 MP photo through the handler", f"< {GOAL_HANDLER_MIB} MiB incl. interpreter",
                      f"{mem['peak_mib']:.0f} MiB", _yes(mem["peak_mib"] < GOAL_HANDLER_MIB)))
     else:
@@ -207,6 +215,11 @@ def markdown(doc) -> str:
                        f"stages ms {ms.get('ms')})")
         else:
             out.append(f"- Handler memory (moto server): failed: {ms.get('error')}")
+        orient = lam.get("orientation", {})
+        for k, v in (lam.get("memory_server_each") or {}).items():
+            if orient.get(k, 1) != 1 and "peak_mib" in v:
+                out.append(f"- The same for a rotated 24 MP photo ({k}, EXIF orientation {orient[k]}: auto-orient "
+                           f"holds a second full-size copy): peak RSS (VmHWM) **{v['peak_mib']:.0f} MiB**")
         if "peak_mib" in mi:
             out.append(f"- Same with moto in-process (`mock_aws`, as the tests do): {mi['peak_mib']:.0f} MiB "
                        f"({mi['rss_before_handler_mib']:.0f} MiB before the handler: moto, boto3 and the stored object)")

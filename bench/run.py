@@ -359,8 +359,14 @@ def main(argv: list[str] | None = None) -> int:
     lam = {"available": False, "reason": "skipped (--no-lambda)"}
     pkg = {"available": False, "reason": "skipped (--no-lambda)"}
     if not args.no_lambda:
-        big = max(sources, key=lambda f: (megapixels[f.name], f.name))
-        lam = run_json([sys.executable, str(TOOLS_DIR / "lambda_figures.py"), str(big), "--imports", "3" if quick else "9"])
+        # The largest upright photo, and the largest rotated one (auto-orient needs a second full copy).
+        by_size = sorted(sources, key=lambda f: (-megapixels[f.name], f.name))
+        upright = [f for f in by_size if _orientation(f) == 1][:1] or by_size[:1]
+        rotated = [f for f in by_size if _orientation(f) != 1 and megapixels[f.name] >= megapixels[upright[0].name]][:1]
+        lam = run_json([sys.executable, str(TOOLS_DIR / "lambda_figures.py"), *map(str, upright + rotated),
+                        "--imports", "3" if quick else "9"])
+        if lam.get("available"):
+            lam["orientation"] = {f.name: _orientation(f) for f in upright + rotated}
         log("lambda figures done")
         pkg = package_size() if not quick else {"available": False, "reason": "not built in --quick"}
         log(f"package: {pkg}")
@@ -387,6 +393,13 @@ def main(argv: list[str] | None = None) -> int:
     log(f"wrote {args.results / 'results.md'}" + (f" and {chart}" if chart else " (no chart: matplotlib missing)")
         + f" in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _orientation(path: Path) -> int:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.getexif().get(0x0112, 1)
 
 
 def _hwm_mib() -> float:
