@@ -38,3 +38,18 @@ def test_every_command_has_help_with_an_example(path):
 def test_top_level_help_lists_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "process" in result.stdout
+
+
+def test_running_process_loads_neither_boto3_nor_the_cloud_commands(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from cli.app import main\n"
+        f"sys.argv = ['imgproc', 'process', {str(tmp_path)!r}, '--dry-run']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print(code, 'boto3' in sys.modules, 'cli.deploy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 False False"
