@@ -84,3 +84,26 @@ def plan(w: int, h: int, r: Rendition) -> Geometry:
         x, y = gravity_offset(r.width - size[0], r.height - size[1], r.gravity)
         return Geometry(full, size, (r.width, r.height), (_round(x), _round(y)))
     return Geometry(full, size)
+
+
+def to_stored(
+    size: tuple[int, int], box: tuple[float, float, float, float], stored_w: int, stored_h: int, orientation: int
+) -> tuple[tuple[int, int], tuple[float, float, float, float]]:
+    """Map an upright resize (target size, source box) onto pixels still in EXIF-stored orientation.
+
+    Resizing the stored pixels and turning only the small result upright saves
+    a full-size transposed copy of the source.
+    """
+    x0, y0, x1, y1 = box
+    w, h = stored_w, stored_h
+    stored_box = {
+        1: (x0, y0, x1, y1),
+        2: (w - x1, y0, w - x0, y1),  # mirrored
+        3: (w - x1, h - y1, w - x0, h - y0),  # upside down
+        4: (x0, h - y1, x1, h - y0),  # flipped
+        5: (y0, x0, y1, x1),  # transposed
+        6: (y0, h - x1, y1, h - x0),  # shown rotated 90 degrees clockwise
+        7: (w - y1, h - x1, w - y0, h - x0),  # transversed
+        8: (w - y1, x0, w - y0, x1),  # shown rotated 90 degrees counter-clockwise
+    }[orientation]
+    return ((size[1], size[0]) if orientation >= 5 else size), stored_box

@@ -14,7 +14,8 @@ from typing import Callable
 
 from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageFont
 
-from core.geometry import Geometry, gravity_offset
+from core.codec import orient
+from core.geometry import Geometry, gravity_offset, to_stored
 from core.recipe import Rendition, Watermark
 
 RESAMPLE = Image.Resampling.LANCZOS
@@ -27,35 +28,63 @@ CASCADE_GAP = 2.0
 
 
 class ScaledCopies:
-    """The oriented source and its full-frame downscales, from largest to smallest.
+    """The decoded source and its full-frame downscales, from largest to smallest.
 
     Renditions are rendered largest first; each smaller one resamples from the
     smallest copy that still has ``CASCADE_GAP`` times the detail it needs.
+    The decoded source stays in its EXIF-stored orientation: the first resize
+    reads it as stored and only turns its (small) result upright, which saves
+    a full-size transposed copy. Every later copy is upright.
     """
 
-    def __init__(self, base: Image.Image, full_w: int, full_h: int):
-        self.full_w, self.full_h = full_w, full_h
+    def __init__(self, base: Image.Image, full_w: int, full_h: int, orientation: int = 1):
+        self.full_w, self.full_h = full_w, full_h  # upright, at full resolution
         self.copies: list[Image.Image] = [base]
+        self.orientation = orientation
+        self._stored = base if orientation != 1 else None
+
+    def is_stored(self, copy: Image.Image) -> bool:
+        """True for the decoded source when it is not upright yet."""
+        return copy is self._stored
+
+    def upright_size(self, copy: Image.Image) -> tuple[int, int]:
+        if self.is_stored(copy) and self.orientation >= 5:
+            return copy.height, copy.width
+        return copy.size
 
     def add(self, img: Image.Image) -> None:
         self.copies.append(img)
-        self.copies.sort(key=lambda c: -c.width)
+        self.copies.sort(key=lambda c: -self.upright_size(c)[0])
+
+    def release_unused(self, remaining: list[Geometry]) -> None:
+        """Forget copies none of the remaining renditions resamples from.
+
+        Picks only ever move to smaller copies as copies are added, so a copy
+        nobody picks now is never picked later.
+        """
+        keep = {id(self.pick(g)[0]) for g in remaining}
+        self.copies = [c for c in self.copies if id(c) in keep]
+        if not any(self.is_stored(c) for c in self.copies):
+            self._stored = None  # the last reference to the decoded source
 
     def is_full_frame(self, g: Geometry) -> bool:
         return g.box == (0.0, 0.0, float(self.full_w), float(self.full_h))
 
     def pick(self, g: Geometry) -> tuple[Image.Image, tuple[float, float, float, float]]:
-        """The copy to resample from, and the geometry's box in that copy's pixels."""
+        """The copy to resample from, and the geometry's box in that copy's (upright) pixels."""
         if self.is_full_frame(g):
             for copy in self.copies:
-                if copy.size == g.size:  # e.g. the JPEG and WebP of one size
-                    return copy, (0.0, 0.0, float(copy.width), float(copy.height))
+                if self.upright_size(copy) == g.size:  # e.g. the JPEG and WebP of one size
+                    w, h = g.size
+                    return copy, (0.0, 0.0, float(w), float(h))
         need = g.scale
         chosen = self.copies[0]
         for copy in self.copies:
-            if copy.width / self.full_w >= need * CASCADE_GAP and copy.height / self.full_h >= need * CASCADE_GAP:
+            w, h = self.upright_size(copy)
+            if w / self.full_w >= need * CASCADE_GAP and h / self.full_h >= need * CASCADE_GAP:
                 chosen = copy
-        sx, sy = chosen.width / self.full_w, chosen.height / self.full_h
+        w, h = self.upright_size(chosen)
+        sx, sy = w / self.full_w, h / self.full_h
         x0, y0, x1, y1 = g.box
         return chosen, (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
 
@@ -73,15 +102,21 @@ Step = Callable[[Context], None]
 
 
 def resize(ctx: Context) -> None:
-    g = ctx.geometry
-    src, box = ctx.copies.pick(g)
-    full_frame = ctx.copies.is_full_frame(g)
-    if full_frame and src.size == g.size:
+    g, copies = ctx.geometry, ctx.copies
+    src, box = copies.pick(g)
+    full_frame = copies.is_full_frame(g)
+    if copies.is_stored(src):
+        size, box = to_stored(g.size, box, src.width, src.height, copies.orientation)
+        same = full_frame and src.size == size
+        resized = src if same else src.resize(size, RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
+        ctx.image = orient(resized, copies.orientation)
+    elif full_frame and src.size == g.size:
         ctx.image = src  # shared, never modified: every step returns a new image
         return
-    ctx.image = src.resize(g.size, RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
+    else:
+        ctx.image = src.resize(g.size, RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
     if full_frame and not ctx.notes.get("animated"):
-        ctx.copies.add(ctx.image)
+        copies.add(ctx.image)
 
 
 def pad(ctx: Context) -> None:

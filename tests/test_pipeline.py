@@ -119,6 +119,30 @@ def test_every_exif_orientation_is_applied_before_resizing(orientation):
     assert b > 200 and r < 60, f"orientation {orientation}: bottom-right is {(r, g, b)}, expected blue"
 
 
+@pytest.mark.parametrize("orientation", range(2, 9))
+@pytest.mark.parametrize("fit, gravity", [("cover", "northwest"), ("cover", "south"), ("fill", "center"),
+                                          ("contain", "east")])
+def test_crops_and_fits_of_rotated_photos_match_the_upright_photo(orientation, fit, gravity):
+    # The engine resizes the stored pixels and turns only the result upright:
+    # every fit mode and crop position must land on the same part of the picture.
+    upright = photo(480, 320, seed=21)
+    r = Rendition(name="t", width=150, height=120, fit=fit, gravity=gravity, format="png", background="#102030")
+    expected = render(jpeg_with_orientation(upright, 1), (r,), LIMITS, "up.jpg").outputs[0]
+    rotated = jpeg_with_orientation(stored_for_orientation(upright, orientation), orientation)
+    got = render(rotated, (r,), LIMITS, "rot.jpg").outputs[0]
+    assert (got.width, got.height) == (expected.width, expected.height)
+    assert psnr(decode(got.data), decode(expected.data)) > 30
+
+
+def test_cascade_from_a_rotated_source_keeps_every_rendition_upright():
+    upright = photo(1200, 800, seed=22)
+    data = jpeg_with_orientation(stored_for_orientation(upright, 6), 6)
+    rs = tuple(Rendition(name=n, width=w, height=w, format="png") for n, w in (("l", 600), ("m", 300), ("s", 75)))
+    for r, out in zip(rs, render(data, rs, LIMITS, "r.jpg").outputs):
+        assert (out.width, out.height) == (r.width, r.width * 2 // 3)
+        assert psnr(decode(out.data), reference_resize(upright, (out.width, out.height))) > 28
+
+
 def test_rotated_source_reports_display_dimensions():
     data = jpeg_with_orientation(stored_for_orientation(photo(300, 400), 6), 6)
     result = render(data, (Rendition(name="t", width=150, height=150),), LIMITS, "r.jpg")
@@ -339,3 +363,21 @@ def test_jpeg_draft_decodes_large_sources_at_reduced_scale_with_good_quality():
 def test_renditions_are_independent_values():
     r = Rendition(name="t", width=100)
     assert dataclasses.replace(r, width=50).width == 50 and r.width == 100
+
+
+def test_the_decoded_source_is_released_once_no_rendition_needs_it():
+    import gc
+    import weakref
+
+    from core import geometry, steps
+
+    stored = Image.new("RGB", (400, 300))  # shown rotated: 300 x 400 upright
+    alive = weakref.ref(stored)
+    copies = steps.ScaledCopies(stored, 300, 400, orientation=6)
+    del stored
+    big, small = Rendition(name="b", width=200, height=200), Rendition(name="s", width=50, height=50)
+    steps.resize(steps.Context(big, geometry.plan(300, 400, big), copies))
+    copies.release_unused([geometry.plan(300, 400, small)])  # the small one cascades from the 150x200 copy
+    gc.collect()
+    assert alive() is None
+    assert [c.size for c in copies.copies] == [(150, 200)]
