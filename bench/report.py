@@ -218,8 +218,8 @@ def markdown(doc) -> str:
         orient = lam.get("orientation", {})
         for k, v in (lam.get("memory_server_each") or {}).items():
             if orient.get(k, 1) != 1 and "peak_mib" in v:
-                out.append(f"- The same for a rotated 24 MP photo ({k}, EXIF orientation {orient[k]}: auto-orient "
-                           f"holds a second full-size copy): peak RSS (VmHWM) **{v['peak_mib']:.0f} MiB**")
+                out.append(f"- The same for a rotated 24 MP photo ({k}, EXIF orientation {orient[k]}, resized as "
+                           f"stored and turned upright after): peak RSS (VmHWM) **{v['peak_mib']:.0f} MiB**")
         if "peak_mib" in mi:
             out.append(f"- Same with moto in-process (`mock_aws`, as the tests do): {mi['peak_mib']:.0f} MiB "
                        f"({mi['rss_before_handler_mib']:.0f} MiB before the handler: moto, boto3 and the stored object)")

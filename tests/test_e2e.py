@@ -25,6 +25,7 @@ from PIL import Image
 
 from cli.emulator_runner import find_runtime_python
 from conftest import subprocess_env
+from processes import alive, descendants
 from core.naming import s3_output_key
 from core.recipe import builtin_config
 from imaging import encode, jpeg_with_orientation, photo, psnr, reference_resize, stored_for_orientation
@@ -33,27 +34,6 @@ pytestmark = pytest.mark.slow
 
 IMGPROC = Path(sys.executable).parent / "imgproc"
 STACK = "imgproc"
-
-
-def descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
-    while todo:
-        current = todo.pop()
-        found.add(current)
-        for children in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                todo += [int(c) for c in children.read_text().split()]
-            except OSError:
-                pass
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except (ProcessLookupError, OSError):
-        return False
 
 
 class Offline:

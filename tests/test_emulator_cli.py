@@ -16,6 +16,7 @@ import pytest
 
 from cli import emulator
 from conftest import subprocess_env
+from processes import alive, descendants
 from test_emulator import HANDLER, make_zip
 
 pytestmark = pytest.mark.slow
@@ -27,31 +28,6 @@ def imgproc(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedP
     return subprocess.run(
         [str(IMGPROC), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=subprocess_env(),
     )
-
-
-def descendants(pid: int) -> set[int]:
-    """pid and every process below it (Linux /proc)."""
-    found, todo = set(), [pid]
-    while todo:
-        current = todo.pop()
-        found.add(current)
-        for children in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                todo += [int(c) for c in children.read_text().split()]
-            except OSError:
-                pass
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture
