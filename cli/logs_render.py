@@ -211,6 +211,14 @@ def human_ms(ms: Any) -> str:
     return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
 
 
+def rendition_label(r: dict[str, Any]) -> str:
+    """``web.webp``: a preset's JPEG and WebP renditions share a name, not a label."""
+    from core.recipe import EXTENSIONS
+
+    name, fmt = str(r.get("name", "?")), r.get("format")
+    return f"{name}.{EXTENSIONS.get(str(fmt), fmt)}" if fmt else name
+
+
 def short_id(request_id: str | None) -> str:
     return (request_id or "")[:8]
 
@@ -305,7 +313,7 @@ class PrettyRenderer:
             for i, r in enumerate(rends):
                 if i:
                     t.append(",")
-                t.append(str(r.get("name", "?")), style="dim" if r.get("outcome") == "unchanged" else "cyan")
+                t.append(rendition_label(r), style="dim" if r.get("outcome") == "unchanged" else "cyan")
         total = (d.get("ms") or {}).get("total") if isinstance(d.get("ms"), dict) else d.get("ms")
         if outcome != "skipped":
             t.append(f"  {human_bytes(d.get('bytes_in'))} → {human_bytes(d.get('bytes_out'))}")

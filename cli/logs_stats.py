@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from cli.logs_render import IMAGE, REPORT, Line, human_ms
+from cli.logs_render import IMAGE, REPORT, Line, human_ms, rendition_label
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -85,7 +85,7 @@ class Stats:
                 setattr(self, name, getattr(self, name) + int(d[name]))
         for r in d.get("renditions") or []:
             if isinstance(r, dict) and isinstance(r.get("ms"), (int, float)) and r.get("name"):
-                self.rendition_ms[str(r["name"])].append(float(r["ms"]))
+                self.rendition_ms[rendition_label(r)].append(float(r["ms"]))
         ms = d.get("ms")
         if isinstance(ms, dict) and isinstance(ms.get("total"), (int, float)):
             self.total_ms.append(float(ms["total"]))

@@ -333,7 +333,7 @@ def test_pretty_shows_one_row_per_image_and_one_line_per_invocation(logs_client)
     assert result.exit_code == 0, result.output
     lines = out.splitlines()
     cat = next(line for line in lines if "uploads/cat 1.jpg" in line)
-    for part in ("thumb,web,hero", "2.3 MB → 243.2 KB", "230 ms", "ok"):
+    for part in ("thumb.jpg,web.webp,hero.avif", "2.3 MB → 243.2 KB", "230 ms", "ok"):
         assert part in cat
     bad = next(line for line in lines if "uploads/bad.jpg" in line)
     assert "failed" in bad and "CorruptImage" in bad and "truncated JPEG" in bad

@@ -3,9 +3,9 @@ tests/fixtures/logs/session.jsonl (six invocations over two streams: two cold st
 three images ok, one corrupt, one skipped, one timeout).
 
 Expected values, worked out by hand (nearest-rank percentiles):
-  thumb ms 12, 20, 8      -> p50 12,  p95 20,  max 20
-  web   ms 35, 60, 30     -> p50 35,  p95 60,  max 60
-  hero  ms 140, 300, 120  -> p50 140, p95 300, max 300
+  thumb.jpg  ms 12, 20, 8      -> p50 12,  p95 20,  max 20
+  web.webp   ms 35, 60, 30     -> p50 35,  p95 60,  max 60
+  hero.avif  ms 140, 300, 120  -> p50 140, p95 300, max 300
   total ms 230, 450, 190  -> p50 230, p95 450 (failed/skipped images are not timed)
   durations 240.1, 470, 195.5, 30, 5, 30000 -> p50 195.5, p95 30000
   init 412.5 and 398.0; max memory 320 MB of 1024 MB
@@ -38,9 +38,9 @@ def test_stats_json_figures_from_a_known_session(logs_client):
     assert s["errors"] == {"CorruptImage": 1}
     ms = s["processing_ms"]
     assert {k: (v["count"], v["p50"], v["p95"], v["max"]) for k, v in ms.items()} == {
-        "thumb": (3, 12.0, 20.0, 20.0),
-        "web": (3, 35.0, 60.0, 60.0),
-        "hero": (3, 140.0, 300.0, 300.0),
+        "thumb.jpg": (3, 12.0, 20.0, 20.0),
+        "web.webp": (3, 35.0, 60.0, 60.0),
+        "hero.avif": (3, 140.0, 300.0, 300.0),
         "(total per image)": (3, 230.0, 450.0, 450.0),
     }
     assert (s["duration_ms"]["p50"], s["duration_ms"]["p95"], s["duration_ms"]["max"]) == (195.5, 30000.0, 30000.0)
@@ -64,7 +64,7 @@ def test_stats_tables_show_the_same_figures(logs_client):
     assert row("images failed").rstrip(" │").endswith("1")
     assert "2 (init p50 398 ms, max 412 ms)" in row("cold starts")
     assert "320 MB of 1024 MB (31%)" in row("max memory used")
-    assert [c.strip() for c in row("hero").strip("│ ").split("│")] == ["hero", "3", "140 ms", "300 ms", "300 ms"]
+    assert [c.strip() for c in row("hero.avif").strip("│ ").split("│")] == ["hero.avif", "3", "140 ms", "300 ms", "300 ms"]
     assert "CPU" in out  # the sizing hint: under 40% of configured memory
 
 
