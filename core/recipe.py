@@ -22,6 +22,7 @@ Example ``imgproc.toml``::
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -202,7 +203,9 @@ def _number(where: _Where, key: str, value: Any, lo: float, hi: float, kind=int)
 def _check_keys(where: _Where, prefix: str, table: Mapping[str, Any], allowed: set[str]) -> None:
     for key in table:
         if key not in allowed:
-            raise where.error(f"{prefix}{key}", "unknown key")
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise where.error(f"{prefix}{key}", f"unknown key{hint}")
 
 
 def _parse_formats(where: _Where, key: str, value: Any) -> list[str]:

@@ -133,3 +133,8 @@ def test_the_example_config_in_the_repository_is_valid():
     cfg = load_config(example)
     assert set(cfg.presets) == {"thumb", "web", "cards"}
     assert [r.label for r in cfg.select(["web"])] == ["web.jpg", "web.webp", "web.avif"]
+
+
+def test_a_misspelt_key_gets_a_suggestion():
+    with pytest.raises(ConfigError, match=r"qualty: unknown key \(did you mean 'quality'\?\) in imgproc.toml"):
+        parse("[presets.a]\n[[presets.a.renditions]]\nname='a'\nqualty=80\n")
