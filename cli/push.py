@@ -9,13 +9,14 @@ deployed presets) and reports the end-to-end latency.
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 import typer
 from rich.console import Console
@@ -23,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.aws import EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt
 from cli.common import ConfigOpt, ExitCode, err_console
+from core.errors import ImgprocError
 from core.jobs import META_SOURCE_ETAG
 from core.naming import s3_output_key
 
@@ -45,6 +47,9 @@ class Upload:
     done_at: float = 0.0
 
 
+FAILURE_POLL_S = 2.0  # how often --wait reads the function's log for failed images
+
+
 @dataclass
 class Target:
     """Where uploads go and where renditions appear, read from the deployed stack."""
@@ -55,6 +60,7 @@ class Target:
     output_prefix: str
     presets: tuple[str, ...]
     suffixes: tuple[str, ...] = ()  # the notification's suffix filters ([] = every key triggers)
+    log_group: str = ""  # the function's log group: where --wait learns of failed images
 
     def triggers(self, key: str) -> bool:
         return key.startswith(self.input_prefix) and (not self.suffixes or key.endswith(self.suffixes))
@@ -128,16 +134,20 @@ def expected_keys(t: Target, config: Any, up: Upload) -> list[str]:
     return [s3_output_key(t.output_prefix, up.key, r) for r in config.select(t.presets)]
 
 
-def wait_for(s3, t: Target, config: Any, uploads: list[Upload], timeout: float, console: Console
-             ) -> tuple[dict[str, float], list[str]]:
-    """Poll until every rendition of every uploaded source appears (written for this upload).
+def wait_for(s3, t: Target, config: Any, uploads: list[Upload], timeout: float, console: Console,
+             failures: Callable[[], dict[str, str]] = dict) -> tuple[dict[str, float], list[str], dict[str, str]]:
+    """Poll until every rendition of every uploaded source appears (written for this upload)
+    or the function logs that the source failed.
 
-    Returns ({source key: seconds from upload to its last rendition}, [missing rendition keys]).
+    Returns ({source key: seconds from upload to its last rendition}, [missing rendition keys],
+    {source key: the function's error line}).
     """
     pending = {u.key: (u, set(expected_keys(t, config, u))) for u in uploads}
     latency: dict[str, float] = {}
+    failed: dict[str, str] = {}
     deadline = time.time() + timeout
     total = sum(len(keys) for _, keys in pending.values())
+    next_log_read = time.time() + FAILURE_POLL_S
     with Progress(TextColumn("waiting for renditions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("wait", total=total)
@@ -150,10 +160,42 @@ def wait_for(s3, t: Target, config: Any, uploads: list[Upload], timeout: float, 
                 if not keys:
                     latency[key] = time.time() - up.done_at
                     del pending[key]
+            if pending and time.time() >= next_log_read:
+                # A source the function refused will never get renditions: stop waiting for it.
+                for key, error in failures().items():
+                    if key in pending:
+                        failed[key] = error
+                        progress.advance(task, len(pending.pop(key)[1]))
+                next_log_read = time.time() + FAILURE_POLL_S
             if pending:
                 time.sleep(0.5)
     missing = sorted(k for _, keys in pending.values() for k in keys)
-    return latency, missing
+    return latency, missing, failed
+
+
+def failure_reader(logs_client, log_group: str, since: float) -> Callable[[], dict[str, str]]:
+    """{source key: "ErrorType: message"} for images the function logged as failed since ``since``."""
+    from cli.logs_source import Fetcher
+
+    fetcher = Fetcher(logs_client, log_group, filter_pattern='"failed"')
+
+    def read() -> dict[str, str]:
+        try:
+            events = fetcher.fetch(int(since * 1000))
+        except ImgprocError:
+            return {}  # no log group yet (nothing ran) or logs unreadable: keep waiting on S3 alone
+        found = {}
+        for event in events:
+            try:
+                line = json.loads(event.message)
+            except ValueError:
+                continue
+            if isinstance(line, dict) and line.get("event") == "image" and line.get("outcome") == "failed":
+                error = line.get("error") or {}
+                found[str(line.get("key"))] = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+        return found
+
+    return read
 
 
 def _is_current(s3, bucket: str, key: str, up: Upload) -> bool:
@@ -191,7 +233,7 @@ def read_target(ctx) -> Target:
     presets = tuple(p for p in env.get("IMGPROC_PRESETS", "").split(",") if p) or s.presets or tuple(ctx.config.presets)
     return Target(outputs["InputBucketName"], outputs.get("OutputBucketName", ""),
                   env.get("IMGPROC_INPUT_PREFIX", s.input_prefix), env.get("IMGPROC_OUTPUT_PREFIX", s.output_prefix),
-                  presets, _deployed_suffixes(ctx, name))
+                  presets, _deployed_suffixes(ctx, name), outputs.get("LogGroupName", ""))
 
 
 def _deployed_suffixes(ctx, stack_name: str) -> tuple[str, ...]:
@@ -270,7 +312,12 @@ def push(
         code = ExitCode.FAILED if failed else ExitCode.OK
         done_triggering = [u for u in done if t.triggers(u.key)]
         if wait and done_triggering:
-            latency, missing = wait_for(s3, t, ctx.config, done_triggering, timeout, err)
+            failures = failure_reader(ctx.target.client("logs"), t.log_group, started - 1) if t.log_group else dict
+            latency, missing, failed_images = wait_for(s3, t, ctx.config, done_triggering, timeout, err, failures)
+            for key, error in sorted(failed_images.items()):
+                out.print(f"[red]failed[/] {key}: {error}", soft_wrap=True)
+            if failed_images:
+                code = ExitCode.FAILED
             if latency:
                 values = sorted(latency.values())
                 out.print(f"renditions ready for {len(latency)}/{len(done_triggering)} images: latency median "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 
@@ -84,3 +85,38 @@ def test_push_wait_times_out_on_stale_renditions_and_reports_latency_when_they_a
 def test_push_without_a_stack_exits_1(moto_server, tmp_path, photos):
     proc = imgproc("push", str(photos), cwd=tmp_path)
     assert proc.returncode == 1 and "no stack named imgproc" in proc.stderr
+
+
+def test_push_wait_reports_an_image_the_function_failed_instead_of_waiting_out_the_timeout(
+        moto_server, tmp_path, photos):
+    write_config(tmp_path, 'presets = ["thumb"]\n')
+    deploy(tmp_path)
+    logs = client("logs")
+    group = "/aws/lambda/imgproc-process"
+
+    def failing_function_stand_in():
+        """What the deployed handler logs for a corrupt upload (moto cannot run it without Docker)."""
+        s3 = client("s3")
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                s3.head_object(Bucket=IN_BUCKET, Key="a.jpg")
+                break
+            except Exception:
+                time.sleep(0.1)
+        line = {"event": "image", "key": "a.jpg", "outcome": "failed", "level": "ERROR",
+                "error": {"type": "CorruptImage", "message": "a.jpg: cannot decode image", "transient": False}}
+        try:
+            logs.create_log_stream(logGroupName=group, logStreamName="s1")
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        logs.put_log_events(logGroupName=group, logStreamName="s1",
+                            logEvents=[{"timestamp": int(time.time() * 1000), "message": json.dumps(line)}])
+
+    writer = threading.Thread(target=failing_function_stand_in, daemon=True)
+    writer.start()
+    proc = imgproc("push", str(photos / "a.jpg"), "--wait", "--timeout", "60", cwd=tmp_path)
+    writer.join(5)
+    assert proc.returncode == 1
+    assert "failed a.jpg: CorruptImage: a.jpg: cannot decode image" in proc.stdout
+    assert "timeout" not in proc.stdout  # it stopped on the log line, not at the 60 s timeout
