@@ -9,7 +9,6 @@ deployed presets) and reports the end-to-end latency.
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
 import statistics
 import time
@@ -175,6 +174,7 @@ def wait_for(s3, t: Target, config: Any, uploads: list[Upload], timeout: float, 
 
 def failure_reader(logs_client, log_group: str, since: float) -> Callable[[], dict[str, str]]:
     """{source key: "ErrorType: message"} for images the function logged as failed since ``since``."""
+    from cli.logs_render import IMAGE, classify
     from cli.logs_source import Fetcher
 
     fetcher = Fetcher(logs_client, log_group, filter_pattern='"failed"')
@@ -185,14 +185,10 @@ def failure_reader(logs_client, log_group: str, since: float) -> Callable[[], di
         except ImgprocError:
             return {}  # no log group yet (nothing ran) or logs unreadable: keep waiting on S3 alone
         found = {}
-        for event in events:
-            try:
-                line = json.loads(event.message)
-            except ValueError:
-                continue
-            if isinstance(line, dict) and line.get("event") == "image" and line.get("outcome") == "failed":
-                error = line.get("error") or {}
-                found[str(line.get("key"))] = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+        for line in map(classify, events):
+            if line.kind == IMAGE and line.data.get("outcome") == "failed":
+                error = line.data.get("error") or {}
+                found[str(line.data.get("key"))] = f"{error.get('type', 'Error')}: {error.get('message', '')}"
         return found
 
     return read
