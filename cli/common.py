@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,6 +27,18 @@ ConfigOpt = Annotated[
         show_default=False, dir_okay=False,
     ),
 ]
+
+
+def human_bytes(n: Any) -> str:
+    """1536 -> "1.5 KB"; "?" when the size is unknown."""
+    if not isinstance(n, (int, float)):
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
 
 
 def err_console() -> Console:

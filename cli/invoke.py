@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.aws import AwsTarget, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt
-from cli.common import ConfigOpt, ExitCode, fail, load_config
+from cli.common import ConfigOpt, ExitCode, fail, human_bytes, load_config
 from core.errors import ImgprocError
 
 
@@ -75,14 +75,8 @@ def handler_env(output_bucket: str | None, output_prefix: str | None, presets: l
     return env
 
 
-def _size(n: int | None) -> str:
-    if not n:
-        return "-"
-    for unit in ("B", "KB", "MB"):
-        if n < 1024 or unit == "MB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+def _bytes(n: int | None) -> str:
+    return human_bytes(n) if n else "-"
 
 
 def _detail(rec: dict[str, Any]) -> str:
@@ -114,10 +108,10 @@ def render_records(records: list[dict[str, Any]], console: Console) -> None:
         dims = f"{src['width']}x{src['height']} {src.get('format', '')}" if src.get("width") else ""
         total = rec.get("ms", {}).get("total") if isinstance(rec.get("ms"), dict) else None
         row(rec.get("key") or rec.get("event", ""), f"[{style.get(outcome, '')}]{outcome}[/]", dims,
-            _size(src.get("bytes")), f"{total:.0f}" if total is not None else "", _detail(rec))
+            _bytes(src.get("bytes")), f"{total:.0f}" if total is not None else "", _detail(rec))
         for r in rec.get("renditions", []):
             dims = f"{r['width']}x{r['height']} {r['format']}" if r.get("width") else r.get("format", "")
-            row(f"  {r['output_key']}", r.get("outcome", ""), dims, _size(r.get("bytes")), f"{r.get('ms', 0):.0f}", "")
+            row(f"  {r['output_key']}", r.get("outcome", ""), dims, _bytes(r.get("bytes")), f"{r.get('ms', 0):.0f}", "")
         labels = rec.get("labels")
         if labels:
             text = ", ".join(labels.get("names", [])) or labels.get("reason") or labels.get("error", {}).get("message", "")

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from cli.common import human_bytes
 from cli.logs_source import LogEvent
 
 FORMATS = ("pretty", "short", "json")
@@ -192,17 +193,6 @@ def _line_key(line: Line) -> str:
 def iso(ms: int) -> str:
     """2026-11-26T14:00:00.123Z"""
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def human_bytes(n: Any) -> str:
-    if not isinstance(n, (int, float)):
-        return "?"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 def human_ms(ms: Any) -> str:

@@ -150,7 +150,7 @@ def render_stats(stats: Stats, console, title: str) -> None:
 
     from rich.markup import escape
 
-    from cli.logs_render import human_bytes
+    from cli.common import human_bytes
 
     console.print(f"[bold]{escape(title)}[/bold]")
     overview = Table(show_header=False)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import ConfigOpt, ExitCode, err_console, fail, load_config
+from cli.common import ConfigOpt, ExitCode, err_console, fail, human_bytes, load_config
 from core import batch
 from core.codec import check_codecs
 from core.errors import ImgprocError
@@ -131,14 +131,6 @@ def execute(summary: Summary, renditions, limits, workers: int, console: Console
 # --- rendering ---------------------------------------------------------------
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def render_summary(summary: Summary, console: Console) -> None:
     data = summary.to_json()
     for path, _kind, message in summary.failed:
@@ -151,7 +143,7 @@ def render_summary(summary: Summary, console: Console) -> None:
     table.add_row("processed", str(data["processed"]))
     table.add_row("skipped", f"{data['skipped']} ({data['unchanged']} up to date, {data['not_images']} not images)")
     table.add_row("failed", f"[red]{len(data['failed'])}[/]" if data["failed"] else "0")
-    table.add_row("bytes in → out", f"{_size(data['bytes_in'])} → {_size(data['bytes_out'])}")
+    table.add_row("bytes in → out", f"{human_bytes(data['bytes_in'])} → {human_bytes(data['bytes_out'])}")
     table.add_row("time", f"{summary.seconds:.2f} s ({rate:.1f} images/s)")
     console.print(table)
 
