@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 import typer
@@ -60,7 +61,7 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise  # Typer's own exits and usage errors already carry their code
-        except (Exception, KeyboardInterrupt) as exc:  # the edge: everything else is mapped once, here
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one edge: every failure is mapped here
             raise typer.Exit(edge.report(exc)) from None
 
     return run

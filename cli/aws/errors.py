@@ -25,3 +25,13 @@ def aws_error(exc: BaseException) -> str:
         err = resp["Error"]
         return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _aws_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)
+
+
+#: What an AWS call raises when AWS (or the network to it) says no: catch this, never bare Exception.
+AWS_ERRORS = _aws_errors()

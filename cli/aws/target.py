@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from cli.aws.clients import ClientFactory
 from cli.errors import UsageError
@@ -40,7 +41,7 @@ class AwsTarget:
         localstack: bool = False,
         defaults: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
-    ) -> "AwsTarget":
+    ) -> AwsTarget:
         """Merge flags over the environment over the `[aws]` table of imgproc.toml (``defaults``)."""
         env = os.environ if environ is None else environ
         table = dict(defaults or {})

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cli.aws.errors import AWS_ERRORS
 from cli.aws.target import AwsTarget
 from cli.commands.options import (
     ArchOpt,
@@ -39,6 +40,7 @@ from cli.deploy.api_keys import prepare_api
 from cli.deploy.context import resolve
 from cli.deploy.template import render, template
 from cli.errors import fail
+
 
 class Fmt(str, Enum):
     json = "json"
@@ -260,7 +262,7 @@ def _reserved(target: AwsTarget, function_name: str | None) -> int | None:
     try:
         return target.client("lambda").get_function_concurrency(FunctionName=function_name).get(
             "ReservedConcurrentExecutions")
-    except Exception:
+    except AWS_ERRORS:
         return None
 
 

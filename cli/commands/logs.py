@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Iterable
+from typing import Annotated
 
 import typer
 
@@ -25,7 +26,7 @@ from cli.logs.source import Fetcher, Follower, Window, from_ms, log_group_from_s
 from cli.logs.stats import Stats, render_stats
 
 # Injection points for tests: the wall clock (for --since/--until) and the poll sleep.
-NOW: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # noqa: E731
+NOW: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
 SLEEP: Callable[[float], None] = time.sleep
 
 

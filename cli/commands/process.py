@@ -6,10 +6,11 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Iterator
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -135,7 +136,7 @@ def execute(summary: Summary, renditions, limits, workers: int, console: Console
 
 def render_summary(summary: Summary, console: Console) -> None:
     data = summary.to_json()
-    for path, _kind, message in summary.failed:
+    for _path, _kind, message in summary.failed:
         console.print(f"[red]failed[/] {message}", soft_wrap=True)
     table = Table(title="imgproc process", show_header=False, title_justify="left")
     table.add_column(style="bold")

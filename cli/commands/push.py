@@ -22,6 +22,7 @@ from cli.deploy.context import resolve
 from cli.deploy.uploads import IMAGE_TYPES, collect, failure_reader, read_target, upload_all, wait_for
 from cli.errors import fail
 
+
 def push(
     src: Annotated[Path, typer.Argument(help="Image file or folder (searched recursively).", show_default=False)],
     prefix: Annotated[str, typer.Option("--prefix", help="Key prefix under the input prefix, e.g. 'trip/'.")] = "",

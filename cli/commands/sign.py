@@ -16,12 +16,13 @@ import typer
 from rich.console import Console
 
 from cli.aws.target import AwsTarget
-from cli.commands.options import ConfigOpt, StackOpt, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt
+from cli.commands.options import ConfigOpt, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt, StackOpt
 from cli.console import err_console, load_config
 from cli.deploy.api_keys import DEFAULT_STACK, SignRequest, build_url, read_keyring, stack_outputs
 from cli.deploy.template_api import ApiSettings
 from cli.errors import UsageError
 from core.errors import ImgprocError
+
 
 def register(app: typer.Typer) -> None:
     @app.command("sign")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from rich.console import Console
 
+from cli.aws.errors import AWS_ERRORS
 from cli.aws.target import AwsTarget
 from cli.deploy.template_api import ApiSettings
 from core import signing
@@ -39,7 +41,7 @@ def ensure_signing_keys(ssm: Any, name: str) -> bool:
     try:
         ssm.get_parameter(Name=name, WithDecryption=False)
         return False
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
         if code != "ParameterNotFound":
             raise ImgprocError(f"SSM parameter {name}: {code or exc}") from None
@@ -63,7 +65,7 @@ class SignRequest:
 
     @classmethod
     def create(cls, path: str, expires_in: str, kid: str | None, base_url: str | None, stack: str | None,
-               param: str | None, secret: str | None, api: ApiSettings, now: float) -> "SignRequest":
+               param: str | None, secret: str | None, api: ApiSettings, now: float) -> SignRequest:
         try:
             preset, key = signing.split_path(path if path.lstrip("/").startswith("images/") else f"/images/{path.lstrip('/')}")
             seconds = signing.parse_duration(expires_in)
@@ -91,7 +93,7 @@ def read_keyring(req: SignRequest, target: AwsTarget, outputs: Mapping[str, str]
     name = req.keys_param or outputs.get("SigningKeysParam") or ApiSettings().keys_param(stack_name)
     try:
         resp = target.client("ssm").get_parameter(Name=name, WithDecryption=True)
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "") or type(exc).__name__
         raise ImgprocError(f"cannot read signing keys from SSM parameter {name}: {code}") from None
     return signing.parse_keyring(resp["Parameter"]["Value"], f"SSM parameter {name}")
@@ -100,7 +102,7 @@ def read_keyring(req: SignRequest, target: AwsTarget, outputs: Mapping[str, str]
 def stack_outputs(target: AwsTarget, stack: str) -> dict[str, str]:
     try:
         resp = target.client("cloudformation").describe_stacks(StackName=stack)
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message", "") or type(exc).__name__
         raise ImgprocError(f"stack {stack}: {code}") from None
     return {o["OutputKey"]: o["OutputValue"] for o in resp["Stacks"][0].get("Outputs", [])}

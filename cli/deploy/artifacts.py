@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli.aws.errors import aws_error, error_code
+from cli.aws.errors import AWS_ERRORS, aws_error, error_code
 from cli.errors import DeployError
 
 
@@ -21,7 +21,7 @@ def ensure_artifact_bucket(s3, name: str, region: str) -> bool:
     try:
         s3.head_bucket(Bucket=name)
         return False
-    except Exception as exc:  # botocore ClientError: 404 -> create, 403 -> someone else's
+    except AWS_ERRORS as exc:  # botocore ClientError: 404 -> create, 403 -> someone else's
         if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
             raise DeployError(f"artifact bucket {name}: {aws_error(exc)}") from None
     kwargs: dict[str, Any] = {"Bucket": name}
@@ -41,7 +41,7 @@ def bucket_exists(s3, name: str) -> bool:
     try:
         s3.head_bucket(Bucket=name)
         return True
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         return error_code(exc) not in ("404", "NoSuchBucket", "NotFound")
 
 
@@ -50,7 +50,7 @@ def upload_artifact(s3, bucket: str, key: str, path) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
         return False
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
             raise DeployError(f"s3://{bucket}/{key}: {aws_error(exc)}") from None
     with open(path, "rb") as fh:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-
-from cli.aws.errors import aws_error, error_code
+from cli.aws.errors import AWS_ERRORS, aws_error, error_code
 from cli.deploy.wiring import paged
 from cli.errors import DeployError
 
@@ -18,7 +17,7 @@ def stack_buckets(cfn, stack_name: str) -> list[str]:
 def count_objects(s3, bucket: str, limit: int = 1000) -> int:
     try:
         return s3.list_objects_v2(Bucket=bucket, MaxKeys=limit).get("KeyCount", 0)
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         if error_code(exc) == "NoSuchBucket":
             return -1
         raise DeployError(f"{bucket}: {aws_error(exc)}") from None

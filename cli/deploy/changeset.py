@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from cli.aws.errors import aws_error
+from cli.aws.errors import AWS_ERRORS, aws_error
 from cli.errors import DeployError, WaitTimedOut
 
 TERMINAL_OK = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
@@ -28,7 +29,7 @@ OUTPUT_KEYS = ("InputBucketName", "OutputBucketName", "FunctionName", "FunctionA
 def describe_stack(cfn, name: str) -> dict | None:
     try:
         stacks = cfn.describe_stacks(StackName=name)["Stacks"]
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         if "does not exist" in aws_error(exc):
             return None
         raise DeployError(f"stack {name}: {aws_error(exc)}") from None
@@ -82,7 +83,7 @@ def plan(cfn, stack_name: str, body: str, doc: dict, parameters: dict[str, str] 
         cfn.create_change_set(StackName=stack_name, ChangeSetName=name, ChangeSetType="UPDATE",
                               TemplateBody=body, Parameters=params,
                               Capabilities=CAPABILITIES)
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         if "No updates are to be performed" in aws_error(exc):
             return Plan(stack_name, False, [], None, body, params)
         raise DeployError(f"change set for {stack_name}: {aws_error(exc)}") from None
@@ -143,13 +144,13 @@ def wait(cfn: Any, stack_name: str, since: float, progress: Callable[[str], None
     while True:
         try:
             stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-        except Exception as exc:
+        except AWS_ERRORS as exc:
             if deleting and "does not exist" in aws_error(exc):
                 return {"StackStatus": "DELETE_COMPLETE"}
             raise DeployError(f"stack {stack_name}: {aws_error(exc)}") from None
         try:
             events = cfn.describe_stack_events(StackName=stack["StackId"])["StackEvents"]
-        except Exception:
+        except AWS_ERRORS:
             events = []
         for ev in reversed(events):
             if ev["EventId"] in seen or ev["Timestamp"].timestamp() < since:

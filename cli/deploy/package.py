@@ -189,7 +189,7 @@ def source_files() -> dict[str, bytes]:
     spec = importlib.util.find_spec("core")
     if spec is None or not spec.submodule_search_locations:
         raise PackageError("the core package is not importable")
-    root = Path(list(spec.submodule_search_locations)[0])
+    root = Path(next(iter(spec.submodule_search_locations)))
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if path.is_file() and "__pycache__" not in rel.parts and path.suffix in (".py", ".toml", ".typed"):

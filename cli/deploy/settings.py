@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from core.errors import ConfigError
 
@@ -116,7 +117,7 @@ class DeploySettings:
     # --- parsing ----------------------------------------------------------------
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any] | None, source: str = "imgproc.toml") -> "DeploySettings":
+    def from_table(cls, table: Mapping[str, Any] | None, source: str = "imgproc.toml") -> DeploySettings:
         """Validate the raw `[deploy]` table (None -> defaults)."""
         table = dict(table or {})
         for key in table:
@@ -125,14 +126,14 @@ class DeploySettings:
         values = {**DEFAULTS, **table}
         return cls._validated(values, source)
 
-    def replace(self, **changes: Any) -> "DeploySettings":
+    def replace(self, **changes: Any) -> DeploySettings:
         """A copy with flag overrides applied (None values ignored), validated again."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "source"}
         values.update({k: v for k, v in changes.items() if v is not None})
         return self._validated(values, self.source)
 
     @classmethod
-    def _validated(cls, v: dict[str, Any], source: str) -> "DeploySettings":
+    def _validated(cls, v: dict[str, Any], source: str) -> DeploySettings:
         def err(key: str, problem: str) -> ConfigError:
             return _error(source, key, problem)
 
@@ -173,7 +174,7 @@ class DeploySettings:
             f"{v['stack_name']}-input-{'0' * _ACCOUNT_LEN}-{'a' * _MAX_REGION_LEN}",
             f"{v['stack_name']}-output-{'0' * _ACCOUNT_LEN}-{'a' * _MAX_REGION_LEN}",
         )
-        if not v["output_bucket"] and len(longest_out) > 63 or not v["input_bucket"] and len(longest_in) > 63:
+        if (not v["output_bucket"] and len(longest_out) > 63) or (not v["input_bucket"] and len(longest_in) > 63):
             raise err("stack_name", "too long to derive bucket names: shorten it or set input_bucket/output_bucket")
         if v["input_bucket"] and v["input_bucket"] == v["output_bucket"]:
             raise err("output_bucket", "must differ from input_bucket (writing renditions into the watched "

@@ -16,7 +16,8 @@ Example::
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cli.deploy.settings import DeploySettings
 

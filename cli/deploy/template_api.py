@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from core.errors import ConfigError
 
@@ -67,7 +68,7 @@ class ApiSettings:
     source: str = field(default="defaults", compare=False)
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any] | None, source: str = "imgproc.toml") -> "ApiSettings":
+    def from_table(cls, table: Mapping[str, Any] | None, source: str = "imgproc.toml") -> ApiSettings:
         """Validate the raw `[api]` table (None -> defaults); errors name `api.<key>` and the file."""
         values = dict(table or {})
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.aws.errors import aws_error
+from cli.aws.errors import AWS_ERRORS, aws_error
 from cli.console import ExitCode
 from cli.errors import fail
 from core.errors import ImgprocError
@@ -92,7 +93,7 @@ def upload_one(s3, bucket: str, up: Upload) -> Upload:
         if head.get("ContentLength") == up.size and head.get("ETag", "").strip('"') == up.md5:
             up.outcome = "unchanged"
             return up
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
         if code not in ("404", "NoSuchKey", "NotFound"):
             up.outcome, up.error = "failed", _err(exc)
@@ -101,7 +102,7 @@ def upload_one(s3, bucket: str, up: Upload) -> Upload:
         with open(up.path, "rb") as fh:
             s3.put_object(Bucket=bucket, Key=up.key, Body=fh, ContentType=up.content_type)
         up.outcome, up.done_at = "uploaded", time.time()
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         up.outcome, up.error = "failed", _err(exc)
     return up
 
@@ -189,7 +190,7 @@ def _is_current(s3, bucket: str, key: str, up: Upload) -> bool:
     """The rendition exists and was made from this upload (source ETag metadata, else its time)."""
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
-    except Exception:
+    except AWS_ERRORS:
         return False
     etag = head.get("Metadata", {}).get(META_SOURCE_ETAG)
     if etag:
@@ -214,7 +215,7 @@ def read_target(ctx) -> Target:
         try:
             env = ctx.target.client("lambda").get_function_configuration(
                 FunctionName=outputs["FunctionName"]).get("Environment", {}).get("Variables", {})
-        except Exception:
+        except AWS_ERRORS:
             env = {}
     s = ctx.settings
     presets = tuple(p for p in env.get("IMGPROC_PRESETS", "").split(",") if p) or s.presets or tuple(ctx.config.presets)
@@ -229,7 +230,7 @@ def _deployed_suffixes(ctx, stack_name: str) -> tuple[str, ...]:
 
     try:
         doc = template_body(ctx.target.client("cloudformation"), stack_name)
-    except Exception:
+    except AWS_ERRORS:
         return ()
     entries = (doc.get("Resources", {}).get("InputBucket", {}).get("Properties", {})
                .get("NotificationConfiguration", {}).get("LambdaConfigurations", []))

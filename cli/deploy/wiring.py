@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from cli.aws.errors import aws_error, error_code
+from cli.aws.errors import AWS_ERRORS, aws_error, error_code
 from cli.deploy.changeset import OUTPUT_KEYS, TERMINAL_OK, describe_stack, stack_outputs, template_body
 from cli.deploy.template import LIFECYCLE_RULE_ID, lifecycle_api, notification_api
 from cli.errors import DeployError
@@ -91,12 +92,12 @@ def load_deployed(target, stack_name: str) -> Deployed | None:
         d.template = template_body(cfn, stack_name)
         resources = {r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
                      for r in paged(cfn, "list_stack_resources", "StackResourceSummaries", StackName=stack_name)}
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         raise DeployError(f"stack {stack_name}: {aws_error(exc)}") from None
     if outputs.get("FunctionName"):
         try:
             d.function = target.client("lambda").get_function_configuration(FunctionName=outputs["FunctionName"])
-        except Exception:
+        except AWS_ERRORS:
             d.function = {}
     arns = {"Function": outputs.get("FunctionArn", d.function.get("FunctionArn", ""))}
     for logical in ("InputBucket", "OutputBucket"):
@@ -106,7 +107,7 @@ def load_deployed(target, stack_name: str) -> Deployed | None:
         try:
             arns["FailureQueue"] = target.client("sqs").get_queue_attributes(
                 QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        except Exception:
+        except AWS_ERRORS:
             pass
     d.resolve = Resolver(stack, resources, arns)
     return d
@@ -158,7 +159,7 @@ def wiring_checks(target, d: Deployed) -> list[Check]:
 def _check_permission(lam, function_name: str, bucket: str) -> Check:
     try:
         policy = json.loads(lam.get_policy(FunctionName=function_name)["Policy"])
-    except Exception:
+    except AWS_ERRORS:
         policy = {"Statement": []}
     for st in policy.get("Statement", []):
         principal = st.get("Principal", {})
@@ -175,7 +176,7 @@ def _check_notification(s3, d: Deployed, bucket: str, fn_arn: str) -> Check:
     expected = notification_api(d.resolve(cfn_entries)) if d.resolve else []
     try:
         current = s3.get_bucket_notification_configuration(Bucket=bucket)
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         return Check("notification", False, f"{bucket}: {aws_error(exc)}", "run `imgproc deploy`")
     current.pop("ResponseMetadata", None)
     have = [c for c in current.get("LambdaFunctionConfigurations", []) if c.get("LambdaFunctionArn") == fn_arn]
@@ -216,7 +217,7 @@ def _check_lifecycle(s3, d: Deployed, bucket: str) -> Check:
     expected = lifecycle_api(rules)
     try:
         current = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
-    except Exception as exc:
+    except AWS_ERRORS as exc:
         if error_code(exc) != "NoSuchLifecycleConfiguration":
             return Check("lifecycle rule", False, f"{bucket}: {aws_error(exc)}", "run `imgproc deploy`")
         current = []
@@ -252,7 +253,7 @@ def _check_destination(lam, d: Deployed, function_name: str) -> Check:
         return Check("failure destination", False, "the failure queue was not found", "run `imgproc deploy`")
     try:
         have = lam.get_function_event_invoke_config(FunctionName=function_name, Qualifier="$LATEST")
-    except Exception:
+    except AWS_ERRORS:
         have = {}
     if have.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") == want:
         return Check("failure destination", True, f"failed events -> {want.rsplit(':', 1)[-1]} "
@@ -281,12 +282,12 @@ def _check_private(s3, d: Deployed, logical: str, bucket: str, tls: bool = True)
         if not all(pab.get(k) for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
                                           "RestrictPublicBuckets")):
             problems.append("public access not fully blocked")
-    except Exception:
+    except AWS_ERRORS:
         pab = None
         problems.append("no public access block")
     try:
         policy = s3.get_bucket_policy(Bucket=bucket)["Policy"]
-    except Exception:
+    except AWS_ERRORS:
         policy = None
     has_tls = bool(policy) and "aws:SecureTransport" in policy
     if tls and not has_tls:

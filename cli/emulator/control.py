@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from cli.emulator.settings import INFO_FILE, LOG_FILE, EmulatorError, port_available, require_moto
+
 
 def read_info(state_dir: Path) -> dict[str, Any] | None:
     """The running emulator's endpoint and pid, or None when none is running for this folder."""

@@ -13,14 +13,15 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cli.emulator.cfn import EXTRA_CFN_TYPES, apply_bucket_properties
 from cli.emulator.runner import FunctionSpec, Invocation, LogSink, Runner
-
 from cli.emulator.settings import EmulatorError
+
 
 @dataclass
 class _AsyncJob:
@@ -66,7 +67,7 @@ def _async_settings(fn: Any) -> tuple[int, str | None]:
 class Dispatcher:
     """Runs functions for S3 notifications and Invoke calls inside the moto process it patches."""
 
-    _active: "Dispatcher | None" = None
+    _active: Dispatcher | None = None
 
     def __init__(
         self,
@@ -80,7 +81,7 @@ class Dispatcher:
         self.say = say
         self.retry_delays = retry_delays
         self.runner = Runner(cache_dir, endpoint, LogSink(self._client_for("logs")), warn=say)
-        self._jobs: "queue.Queue[_AsyncJob | None]" = queue.Queue()
+        self._jobs: queue.Queue[_AsyncJob | None] = queue.Queue()
         self._threads = [threading.Thread(target=self._work, daemon=True, name=f"dispatch-{i}") for i in range(concurrency)]
         self._pending = 0
         self._pending_lock = threading.Condition()
@@ -102,7 +103,7 @@ class Dispatcher:
 
     # -- patching moto -----------------------------------------------------------------------
 
-    def install(self) -> "Dispatcher":
+    def install(self) -> Dispatcher:
         import moto.cloudformation.parsing as cfn_parsing
         import moto.s3.notifications as notifications
         from moto.awslambda.models import LambdaFunction

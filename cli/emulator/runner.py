@@ -26,10 +26,11 @@ import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 # Pure-Python libraries Lambda's Python runtime provides beside the package (boto3 and friends).
@@ -82,7 +83,7 @@ class Invocation:
 
 
 def _utc_iso(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _now_ms() -> int:
@@ -128,7 +129,7 @@ def find_runtime_python(runtime: str) -> tuple[str, str | None]:
         if os.path.exists(candidate) and _python_version(candidate) == wanted:
             _PYTHONS[runtime] = (candidate, None)
             return _PYTHONS[runtime]
-    here = "%d.%d" % sys.version_info[:2]
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     warning = (
         f"no interpreter for Lambda runtime {runtime!r} found; running it with Python {here} "
         f"({sys.executable}), where compiled wheels in the package (Pillow) will not import. "
@@ -239,13 +240,13 @@ class Worker:
     stream: str = ""
     init_ms: float | None = None
     init_error: dict[str, Any] | None = None
-    _lines: "queue.Queue[tuple[int, str] | None]" = field(default_factory=queue.Queue)
+    _lines: queue.Queue[tuple[int, str] | None] = field(default_factory=queue.Queue)
     _token: str = field(default_factory=lambda: secrets.token_hex(8))
     _cold: bool = True
 
     def start(self) -> list[tuple[int, str]]:
         """Start the process and run the init phase; returns the log lines printed during init."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.stream = f"{now:%Y/%m/%d}/[{self.spec.version}]{uuid.uuid4().hex}"
         self.sink.open_stream(self.spec.region, self.spec.log_group, self.stream)
         env = self._environment()
@@ -318,7 +319,7 @@ class Worker:
                 return lines, None, {"timeout": True}
             if item is None:
                 return lines, None, {"exited": True}
-            ts, text = item
+            _ts, text = item
             if text.startswith(marker):
                 kind, _, body = text[len(marker):].partition(" ")
                 return lines, kind, json.loads(body)

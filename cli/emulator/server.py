@@ -30,10 +30,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
-from cli.emulator.state import load_state, save_state
+from typing import Any
 
 from cli.emulator.dispatcher import Dispatcher
 from cli.emulator.settings import (
@@ -45,6 +44,8 @@ from cli.emulator.settings import (
     port_available,
     require_moto,
 )
+from cli.emulator.state import load_state, save_state
+
 
 class Emulator:
     """moto's server + the dispatcher + saved state, in this process."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from cli.console import human_bytes
 from cli.logs.source import LogEvent
@@ -192,7 +193,7 @@ def _line_key(line: Line) -> str:
 
 def iso(ms: int) -> str:
     """2026-11-26T14:00:00.123Z"""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def human_ms(ms: Any) -> str:
@@ -269,7 +270,7 @@ class PrettyRenderer:
 
         if not self.shows(line):
             return
-        when = datetime.fromtimestamp(line.event.timestamp / 1000, tz=timezone.utc)
+        when = datetime.fromtimestamp(line.event.timestamp / 1000, tz=UTC)
         day = when.strftime("%Y-%m-%d")
         if day != self._day:
             self._day = day

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cli.errors import LogsUnavailable, LogTargetNotFound, Throttled, TransientLogsError
 from core.errors import ConfigError
@@ -60,7 +61,7 @@ def parse_time(text: str, now: datetime) -> datetime:
             "like 2026-11-26T14:00:00Z"
         ) from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return when
 
 
@@ -69,7 +70,7 @@ def to_ms(when: datetime) -> int:
 
 
 def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Window:
     end_ms: int | None = None
 
     @classmethod
-    def parse(cls, since: str, until: str | None, now: datetime) -> "Window":
+    def parse(cls, since: str, until: str | None, now: datetime) -> Window:
         start = parse_time(since, now)
         end = parse_time(until, now) if until else None
         if end is not None and end <= start:
@@ -102,7 +103,7 @@ class LogEvent:
     ingestion_time: int | None = None
 
     @classmethod
-    def from_api(cls, raw: dict[str, Any]) -> "LogEvent":
+    def from_api(cls, raw: dict[str, Any]) -> LogEvent:
         return cls(
             event_id=str(raw.get("eventId") or f"{raw.get('logStreamName')}/{raw['timestamp']}"),
             timestamp=int(raw["timestamp"]),

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from cli.logs.render import IMAGE, REPORT, Line, human_ms, rendition_label
 
@@ -32,7 +33,7 @@ class Summary:
     max: float | None
 
     @classmethod
-    def of(cls, values: list[float]) -> "Summary":
+    def of(cls, values: list[float]) -> Summary:
         return cls(len(values), percentile(values, 50), percentile(values, 95), max(values) if values else None)
 
 
@@ -91,7 +92,7 @@ class Stats:
             self.total_ms.append(float(ms["total"]))
 
     @classmethod
-    def from_lines(cls, lines: Iterable[Line]) -> "Stats":
+    def from_lines(cls, lines: Iterable[Line]) -> Stats:
         stats = cls()
         for line in lines:
             stats.add(line)
@@ -146,9 +147,8 @@ class Stats:
 
 def render_stats(stats: Stats, console, title: str) -> None:
     """Rich tables: invocations and images, processing ms per rendition, memory."""
-    from rich.table import Table
-
     from rich.markup import escape
+    from rich.table import Table
 
     from cli.console import human_bytes
 
