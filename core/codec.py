@@ -7,6 +7,7 @@ frame count.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import warnings
@@ -100,7 +101,11 @@ def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, So
             f"{limits.max_pixels / 1e6:g} MP limit"
         )
     frames = getattr(img, "n_frames", 1)
+    # A decoder that turns the pixels upright itself (Pillow 13's TIFF) already
+    # reports the upright size; turning them again would mirror or rotate them.
     orientation = _orientation(img)
+    if orientation != 1 and decoder_orients(img.format or ""):
+        orientation = 1
     if orientation >= 5:
         width, height = height, width
     info = SourceInfo(fmt, width, height, len(data), frames, orientation, img.mode)
@@ -118,6 +123,27 @@ def _orientation(img: Image.Image) -> int:
     except Exception:  # a broken EXIF block must not sink an otherwise good photo
         return 1
     return value if value in _TRANSPOSE else 1
+
+
+@functools.cache
+def decoder_orients(pil_format: str) -> bool:
+    """True when this Pillow applies the EXIF Orientation of ``pil_format`` while loading.
+
+    Asked of the installed Pillow, once per format and process, with a 2x1
+    image tagged "rotate 90" (Pillow 13's TIFF plugin does; its JPEG, PNG, WebP
+    and AVIF plugins leave it to us). A format we cannot write this way is
+    taken not to, and tests/core/test_orientation.py checks every format.
+    """
+    exif = Image.Exif()
+    exif[_ORIENTATION_TAG] = 6
+    buf = io.BytesIO()
+    try:
+        Image.new("L" if pil_format != "AVIF" else "RGB", (2, 1)).save(buf, format=pil_format, exif=exif)
+        with Image.open(io.BytesIO(buf.getvalue())) as probe:
+            probe.load()
+            return probe.size == (1, 2)
+    except Exception:  # no encoder for it, or no EXIF support: nothing was turned
+        return False
 
 
 def _reason(exc: BaseException) -> str:
