@@ -31,6 +31,9 @@ _FORMATS = {
     "JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif",
     "TIFF": "tiff", "BMP": "bmp", "AVIF": "avif",
 }
+# Sources whose frames are an animation (a multi-page TIFF or an MPO's second
+# picture is not one: those give their first frame).
+_ANIMATED_SOURCES = ("gif", "png", "webp", "avif")
 # Only these plugins are ever asked to parse a source; the rest of Pillow's
 # format zoo (and its attack surface) stays out of reach.
 _PLUGIN_FORMATS = tuple(f for f in _FORMATS if f != "MPO")  # the JPEG plugin opens MPO
@@ -59,6 +62,10 @@ class SourceInfo:
     frames: int
     orientation: int
     mode: str
+
+    @property
+    def animated(self) -> bool:
+        return self.frames > 1 and self.format in _ANIMATED_SOURCES
 
 
 def check_codecs(renditions: tuple[Rendition, ...]) -> None:
@@ -110,6 +117,11 @@ def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, So
         width, height = height, width
     info = SourceInfo(fmt, width, height, len(data), frames, orientation, img.mode)
     return img, info
+
+
+def open_frames(data: bytes) -> Image.Image:
+    """The source again, for walking its frames; ``open_source`` has already checked it."""
+    return Image.open(io.BytesIO(data), formats=_PLUGIN_FORMATS)
 
 
 def check_frames(info: SourceInfo, limits: Limits, name: str) -> None:

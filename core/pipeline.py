@@ -63,7 +63,7 @@ def render(data: bytes, renditions: tuple[Rendition, ...], limits: Limits, name:
     img, info = codec.open_source(data, limits, name)
     plans = [geometry.plan(info.width, info.height, r) for r in renditions]
     _check_output_sizes(plans, renditions, limits, name)
-    animate = info.frames > 1 and any(r.animated for r in renditions)
+    animate = info.animated and any(r.animates for r in renditions)
     if animate:
         codec.check_frames(info, limits, name)
     need = min(1.0, max(g.scale for g in plans)) if plans else 1.0
@@ -71,9 +71,10 @@ def render(data: bytes, renditions: tuple[Rendition, ...], limits: Limits, name:
     # needs it (the encoded bytes, copies no later rendition resamples from) and
     # a rotated photo is never transposed at full size: a 24 MP photo stays
     # under 100 MiB in Lambda.
-    frames = img if animate else None
-    if not animate:
-        del data  # decoded below; the caller has let go of its reference too
+    # An animation is walked from its own opening of the source: seeking the
+    # decoded first frame would change the pixels the still renditions share.
+    animation = data if animate else None
+    del data  # decoded below; the caller has let go of its reference too
     base = codec.decode(img, info, need, name)
     del img
     exif = _kept_exif(base) if any(not r.strip for r in renditions) else None
@@ -87,8 +88,8 @@ def render(data: bytes, renditions: tuple[Rendition, ...], limits: Limits, name:
     order = sorted(range(len(renditions)), key=lambda i: -plans[i].scale)
     for n, i in enumerate(order):
         r, g = renditions[i], plans[i]
-        if frames is not None and r.animated:
-            outputs[i] = _render_animation(frames, info, r, g, exif)
+        if animation is not None and r.animates:
+            outputs[i] = _render_animation(codec.open_frames(animation), info, r, g, exif)
         else:
             outputs[i] = _render_one(r, g, copies, icc, exif)
         copies.release_unused([plans[j] for j in order[n + 1:]])
@@ -113,8 +114,10 @@ def _render_animation(img: Image.Image, info: SourceInfo, r: Rendition, g: geome
     t0 = time.perf_counter()
     frames, durations, icc = [], [], None
     for frame in ImageSequence.Iterator(img):
-        durations.append(frame.info.get("duration", 100))
-        oriented, icc = codec.to_working_mode(codec.orient(frame.copy(), info.orientation))
+        pixels = frame.copy()  # loads the frame: WebP and AVIF set its duration only then
+        # Whole milliseconds: APNG's fractions make the AVIF encoder raise.
+        durations.append(round(frame.info.get("duration", 100)))
+        oriented, icc = codec.to_working_mode(codec.orient(pixels, info.orientation))
         if oriented.mode != "RGBA":
             oriented = oriented.convert("RGBA")
         ctx = steps.Context(r, g, steps.ScaledCopies(oriented, info.width, info.height), notes={"animated": True})
