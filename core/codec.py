@@ -7,18 +7,21 @@ frame count.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Iterator
 
-from PIL import Image, ImageCms, UnidentifiedImageError, features
+from PIL import Image, ImageCms, ImageMath, UnidentifiedImageError, features
 
 from core.errors import (
     ByteBudgetExceeded,
     CodecUnavailable,
     CorruptImage,
+    ImgprocError,
     NotAnImage,
     TooManyFrames,
     TooManyPixels,
@@ -93,7 +96,7 @@ def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, So
         raise TooManyPixels(f"{name}: image dimensions exceed the decompression-bomb limit") from None
     except UnidentifiedImageError:
         raise NotAnImage(f"{name}: not a recognised image") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - see reading()
         raise CorruptImage(f"{name}: cannot read image header ({_reason(exc)})") from None
 
     fmt = _FORMATS.get(img.format or "", (img.format or "unknown").lower())
@@ -107,7 +110,8 @@ def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, So
             f"{name}: {width}x{height} is {width * height / 1e6:.1f} MP, over the "
             f"{limits.max_pixels / 1e6:g} MP limit"
         )
-    frames = getattr(img, "n_frames", 1)
+    with reading(name, "read its frames"):
+        frames = getattr(img, "n_frames", 1)  # walks every TIFF page and GIF frame header
     # A decoder that turns the pixels upright itself (Pillow 13's TIFF) already
     # reports the upright size; turning them again would mirror or rotate them.
     orientation = _orientation(img)
@@ -116,7 +120,40 @@ def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, So
     if orientation >= 5:
         width, height = height, width
     info = SourceInfo(fmt, width, height, len(data), frames, orientation, img.mode)
+    if fmt == "png":
+        _png_key_to_8_bits(img, data)
     return img, info
+
+
+@contextlib.contextmanager
+def reading(name: str, what: str) -> Iterator[None]:
+    """Any decoder failure is a CorruptImage naming the file.
+
+    Pillow's plugins raise whatever their parsing hits on a damaged file
+    (TypeError "Missing dimensions" from a TIFF page, KeyError, struct.error...):
+    none of that is a bug of ours, and none may become an internal error.
+    """
+    try:
+        yield
+    except (ImgprocError, MemoryError):
+        raise
+    except Image.DecompressionBombError:
+        raise TooManyPixels(f"{name}: image dimensions exceed the decompression-bomb limit") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file, whatever the plugin raised
+        raise CorruptImage(f"{name}: cannot {what} ({_reason(exc)})") from None
+
+
+def _png_key_to_8_bits(img: Image.Image, data: bytes) -> None:
+    """Pillow keeps only the high byte of 16-bit RGB samples but the tRNS key in 16 bits.
+
+    Reduce the key the same way so the transparent colour still matches (a
+    colour within 1/256 of the key turns transparent with it, as it would in
+    any 8-bit viewer).
+    """
+    key = img.info.get("transparency")
+    bit_depth = data[24] if len(data) > 24 else 8  # IHDR is always the first chunk
+    if bit_depth == 16 and img.mode == "RGB" and isinstance(key, tuple):
+        img.info["transparency"] = tuple(v >> 8 for v in key)
 
 
 def open_frames(data: bytes) -> Image.Image:
@@ -173,10 +210,8 @@ def decode(img: Image.Image, info: SourceInfo, need_scale: float, name: str) -> 
         stored_w, stored_h = img.size
         want = (max(1, math.ceil(stored_w * need_scale)), max(1, math.ceil(stored_h * need_scale)))
         img.draft(img.mode, want)
-    try:
+    with reading(name, "decode image"):
         img.load()
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise CorruptImage(f"{name}: cannot decode image ({_reason(exc)})") from None
     return img
 
 
@@ -194,13 +229,20 @@ def to_working_mode(img: Image.Image) -> tuple[Image.Image, bytes | None]:
     """
     icc = img.info.get("icc_profile") or None
     mode = img.mode
-    if mode in ("L", "RGB", "RGBA"):
+    keyed = "transparency" in img.info  # tRNS: one colour (or grey level) is transparent
+    if mode == "RGBA" or (mode in ("L", "RGB") and not keyed):
         return img, icc
+    if mode in ("L", "RGB"):
+        return img.convert("RGBA"), icc if mode == "RGB" else None
     if mode == "CMYK":
         return _cmyk_to_rgb(img, icc), None
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # 16-bit samples: divide by 257 to map 0..65535 onto 0..255.
-        return img.convert("I").point(lambda v: v / 257).convert("L"), icc
+        wide = img.convert("I")
+        grey = wide.point(lambda v: v / 257).convert("L")
+        if keyed and isinstance(img.info["transparency"], int):
+            return _keyed_grey(wide, grey, img.info["transparency"]), None
+        return grey, icc
     if mode == "F":
         return img.point(lambda v: v * 255).convert("L"), icc
     if mode in ("1",):
@@ -210,6 +252,14 @@ def to_working_mode(img: Image.Image) -> tuple[Image.Image, bytes | None]:
     if mode == "P":
         return img.convert("RGB"), icc
     return img.convert("RGBA" if img.has_transparency_data else "RGB"), None
+
+
+def _keyed_grey(wide: Image.Image, grey: Image.Image, key: int) -> Image.Image:
+    """Grey pixels with exactly the 16-bit ``key`` become transparent (compared before scaling)."""
+    alpha = ImageMath.lambda_eval(lambda a: (a["wide"] != key) * 255, wide=wide).convert("L")
+    rgba = grey.convert("RGBA")
+    rgba.putalpha(alpha)
+    return rgba
 
 
 def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> Image.Image:
