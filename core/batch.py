@@ -18,9 +18,10 @@ from core.pipeline import render
 from core.recipe import Limits, Rendition, recipe_hash
 from core.storage import atomic_write
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".avif"}
-)
+IMAGE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".avif",
+    ".heic", ".heif", ".hif", ".mpo",  # iPhone photos; stereo and multi-picture camera JPEGs
+})
 MANIFEST_NAME = ".imgproc-manifest.json"
 
 

@@ -17,6 +17,7 @@ from typing import Iterator
 
 from PIL import Image, ImageCms, ImageMath, UnidentifiedImageError, features
 
+from core import plugins
 from core.errors import (
     ByteBudgetExceeded,
     CodecUnavailable,
@@ -32,14 +33,15 @@ from core.recipe import Limits, Rendition
 # Pillow's format names -> ours. MPO is what many cameras' JPEGs open as.
 _FORMATS = {
     "JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif",
-    "TIFF": "tiff", "BMP": "bmp", "AVIF": "avif",
+    "TIFF": "tiff", "BMP": "bmp", "AVIF": "avif", "HEIF": "heif",
 }
 # Sources whose frames are an animation (a multi-page TIFF or an MPO's second
 # picture is not one: those give their first frame).
 _ANIMATED_SOURCES = ("gif", "png", "webp", "avif")
 # Only these plugins are ever asked to parse a source; the rest of Pillow's
 # format zoo (and its attack surface) stays out of reach.
-_PLUGIN_FORMATS = tuple(f for f in _FORMATS if f != "MPO")  # the JPEG plugin opens MPO
+# HEIF is added per source by core.plugins, which registers pillow-heif on first need.
+_PLUGIN_FORMATS = tuple(f for f in _FORMATS if f not in ("MPO", "HEIF"))  # the JPEG plugin opens MPO
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
@@ -91,11 +93,13 @@ def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, So
         with warnings.catch_warnings():
             # We apply our own pixel limit below; Pillow's warning is noise here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=_PLUGIN_FORMATS)
+            img = Image.open(io.BytesIO(data), formats=plugins.formats_for(data, _PLUGIN_FORMATS, name))
     except Image.DecompressionBombError:
         raise TooManyPixels(f"{name}: image dimensions exceed the decompression-bomb limit") from None
     except UnidentifiedImageError:
         raise NotAnImage(f"{name}: not a recognised image") from None
+    except ImgprocError:
+        raise
     except Exception as exc:  # noqa: BLE001 - see reading()
         raise CorruptImage(f"{name}: cannot read image header ({_reason(exc)})") from None
 
@@ -158,7 +162,7 @@ def _png_key_to_8_bits(img: Image.Image, data: bytes) -> None:
 
 def open_frames(data: bytes) -> Image.Image:
     """The source again, for walking its frames; ``open_source`` has already checked it."""
-    return Image.open(io.BytesIO(data), formats=_PLUGIN_FORMATS)
+    return Image.open(io.BytesIO(data), formats=plugins.formats_for(data, _PLUGIN_FORMATS, "source"))
 
 
 def check_frames(info: SourceInfo, limits: Limits, name: str) -> None:

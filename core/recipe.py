@@ -42,7 +42,7 @@ GRAVITIES = (
 OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif")
 # Output formats that can hold an animation; the others get the first frame.
 ANIMATED_FORMATS = ("png", "webp", "avif")
-INPUT_FORMATS = ("jpeg", "png", "webp", "gif", "tiff", "bmp", "avif")
+INPUT_FORMATS = ("jpeg", "png", "webp", "gif", "tiff", "bmp", "avif", "heif")  # jpeg includes MPO
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "avif": "avif"}
 CONTENT_TYPES = {
     "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif",

@@ -8,6 +8,8 @@ of the 8 orientations, and the rendition must look like the upright picture.
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from PIL import Image, features
 
@@ -63,9 +65,24 @@ def _avif(img, o):
     return encode(img, "AVIF", quality=95, exif=_exif(o))
 
 
+def _heic(img, o):
+    # pillow-heif writes the orientation as irot/imir and libheif applies them on decode.
+    pillow_heif = pytest.importorskip("pillow_heif")
+    heif = pillow_heif.from_pillow(img)
+    buf = io.BytesIO()
+    heif.save(buf, quality=95, exif=_exif(o).tobytes())
+    return buf.getvalue()
+
+
+def _mpo(img, o):
+    # A camera's multi-picture JPEG: the EXIF of the first picture orients it.
+    second = img.transpose(Image.Transpose.ROTATE_180)
+    return encode(img, "MPO", quality=95, exif=_exif(o), save_all=True, append_images=[second])
+
+
 WRITERS = {
     "jpeg": _jpeg, "png": _png, "webp": _webp, "tiff": _tiff_raw, "tiff-deflate": _tiff_deflate,
-    "avif": _avif,
+    "avif": _avif, "heic": _heic, "mpo": _mpo,
 }
 
 
