@@ -18,9 +18,10 @@ from core.pipeline import render
 from core.recipe import Limits, Rendition, recipe_hash
 from core.storage import atomic_write
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".avif"}
-)
+IMAGE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".avif",
+    ".heic", ".heif", ".hif", ".mpo",  # iPhone photos; stereo and multi-picture camera JPEGs
+})
 MANIFEST_NAME = ".imgproc-manifest.json"
 
 
@@ -57,6 +58,7 @@ class FileResult:
     error: str | None = None
     error_type: str | None = None
     stat: tuple[int, int] | None = None  # (size, mtime_ns) of the source as rendered
+    warnings: tuple[str, ...] = ()  # codec warnings about this source, once each
 
     @property
     def ok(self) -> bool:
@@ -144,14 +146,19 @@ def run_job(src: Path, out: Path, job: Job, renditions: tuple[Rendition, ...], l
         limits.check_source_size(stat[0], job.relative)  # before reading it into memory
         data = path.read_bytes()
         result = render(data, renditions, limits, name=job.relative)
+        paths = dict(zip((r.label for r in renditions), job.outputs))
         records = []
-        for rel_out, output in zip(job.outputs, result.outputs):
+        for output in result.outputs:
+            rel_out = paths[output.rendition.label]
             atomic_write(out / rel_out, output.data)
             records.append(OutputRecord(rel_out, output.rendition.name, output.rendition.format,
                                         output.width, output.height, output.bytes))
-        return FileResult(job.relative, len(data), tuple(records), stat=stat)
+        # A rendition that failed on its own fails the file, and the others are still written.
+        errors = [f.error for f in result.failures]
+        return FileResult(job.relative, len(data), tuple(records), stat=stat, warnings=result.warnings,
+                          error="; ".join(map(str, errors)) or None, error_type=errors[0].kind if errors else None)
     except ImgprocError as exc:
-        return FileResult(job.relative, error=str(exc), error_type=exc.kind)
+        return FileResult(job.relative, error=str(exc), error_type=exc.kind, warnings=exc.warnings)
     except OSError as exc:
         err = StorageError(f"{job.relative}: {exc.strerror or exc}")
         return FileResult(job.relative, error=str(err), error_type=err.kind)

@@ -7,17 +7,22 @@ frame count.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Iterator
 
-from PIL import Image, ImageCms, UnidentifiedImageError, features
+from PIL import Image, ImageCms, ImageMath, UnidentifiedImageError, features
 
+from core import plugins
 from core.errors import (
     ByteBudgetExceeded,
     CodecUnavailable,
     CorruptImage,
+    ImgprocError,
     NotAnImage,
     TooManyFrames,
     TooManyPixels,
@@ -28,11 +33,15 @@ from core.recipe import Limits, Rendition
 # Pillow's format names -> ours. MPO is what many cameras' JPEGs open as.
 _FORMATS = {
     "JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif",
-    "TIFF": "tiff", "BMP": "bmp", "AVIF": "avif",
+    "TIFF": "tiff", "BMP": "bmp", "AVIF": "avif", "HEIF": "heif",
 }
+# Sources whose frames are an animation (a multi-page TIFF or an MPO's second
+# picture is not one: those give their first frame).
+_ANIMATED_SOURCES = ("gif", "png", "webp", "avif")
 # Only these plugins are ever asked to parse a source; the rest of Pillow's
 # format zoo (and its attack surface) stays out of reach.
-_PLUGIN_FORMATS = tuple(f for f in _FORMATS if f != "MPO")  # the JPEG plugin opens MPO
+# HEIF is added per source by core.plugins, which registers pillow-heif on first need.
+_PLUGIN_FORMATS = tuple(f for f in _FORMATS if f not in ("MPO", "HEIF"))  # the JPEG plugin opens MPO
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
@@ -59,6 +68,10 @@ class SourceInfo:
     orientation: int
     mode: str
 
+    @property
+    def animated(self) -> bool:
+        return self.frames > 1 and self.format in _ANIMATED_SOURCES
+
 
 def check_codecs(renditions: tuple[Rendition, ...]) -> None:
     """Fail once, up front, when an output format's encoder is missing from this Pillow."""
@@ -80,12 +93,14 @@ def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, So
         with warnings.catch_warnings():
             # We apply our own pixel limit below; Pillow's warning is noise here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=_PLUGIN_FORMATS)
+            img = Image.open(io.BytesIO(data), formats=plugins.formats_for(data, _PLUGIN_FORMATS, name))
     except Image.DecompressionBombError:
         raise TooManyPixels(f"{name}: image dimensions exceed the decompression-bomb limit") from None
     except UnidentifiedImageError:
         raise NotAnImage(f"{name}: not a recognised image") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except ImgprocError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see reading()
         raise CorruptImage(f"{name}: cannot read image header ({_reason(exc)})") from None
 
     fmt = _FORMATS.get(img.format or "", (img.format or "unknown").lower())
@@ -99,12 +114,55 @@ def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, So
             f"{name}: {width}x{height} is {width * height / 1e6:.1f} MP, over the "
             f"{limits.max_pixels / 1e6:g} MP limit"
         )
-    frames = getattr(img, "n_frames", 1)
+    with reading(name, "read its frames"):
+        frames = getattr(img, "n_frames", 1)  # walks every TIFF page and GIF frame header
+    # A decoder that turns the pixels upright itself (Pillow 13's TIFF) already
+    # reports the upright size; turning them again would mirror or rotate them.
     orientation = _orientation(img)
+    if orientation != 1 and decoder_orients(img.format or ""):
+        orientation = 1
     if orientation >= 5:
         width, height = height, width
     info = SourceInfo(fmt, width, height, len(data), frames, orientation, img.mode)
+    if fmt == "png":
+        _png_key_to_8_bits(img, data)
     return img, info
+
+
+@contextlib.contextmanager
+def reading(name: str, what: str) -> Iterator[None]:
+    """Any decoder failure is a CorruptImage naming the file.
+
+    Pillow's plugins raise whatever their parsing hits on a damaged file
+    (TypeError "Missing dimensions" from a TIFF page, KeyError, struct.error...):
+    none of that is a bug of ours, and none may become an internal error.
+    """
+    try:
+        yield
+    except (ImgprocError, MemoryError):
+        raise
+    except Image.DecompressionBombError:
+        raise TooManyPixels(f"{name}: image dimensions exceed the decompression-bomb limit") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file, whatever the plugin raised
+        raise CorruptImage(f"{name}: cannot {what} ({_reason(exc)})") from None
+
+
+def _png_key_to_8_bits(img: Image.Image, data: bytes) -> None:
+    """Pillow keeps only the high byte of 16-bit RGB samples but the tRNS key in 16 bits.
+
+    Reduce the key the same way so the transparent colour still matches (a
+    colour within 1/256 of the key turns transparent with it, as it would in
+    any 8-bit viewer).
+    """
+    key = img.info.get("transparency")
+    bit_depth = data[24] if len(data) > 24 else 8  # IHDR is always the first chunk
+    if bit_depth == 16 and img.mode == "RGB" and isinstance(key, tuple):
+        img.info["transparency"] = tuple(v >> 8 for v in key)
+
+
+def open_frames(data: bytes) -> Image.Image:
+    """The source again, for walking its frames; ``open_source`` has already checked it."""
+    return Image.open(io.BytesIO(data), formats=plugins.formats_for(data, _PLUGIN_FORMATS, "source"))
 
 
 def check_frames(info: SourceInfo, limits: Limits, name: str) -> None:
@@ -118,6 +176,27 @@ def _orientation(img: Image.Image) -> int:
     except Exception:  # a broken EXIF block must not sink an otherwise good photo
         return 1
     return value if value in _TRANSPOSE else 1
+
+
+@functools.cache
+def decoder_orients(pil_format: str) -> bool:
+    """True when this Pillow applies the EXIF Orientation of ``pil_format`` while loading.
+
+    Asked of the installed Pillow, once per format and process, with a 2x1
+    image tagged "rotate 90" (Pillow 13's TIFF plugin does; its JPEG, PNG, WebP
+    and AVIF plugins leave it to us). A format we cannot write this way is
+    taken not to, and tests/core/test_orientation.py checks every format.
+    """
+    exif = Image.Exif()
+    exif[_ORIENTATION_TAG] = 6
+    buf = io.BytesIO()
+    try:
+        Image.new("L" if pil_format != "AVIF" else "RGB", (2, 1)).save(buf, format=pil_format, exif=exif)
+        with Image.open(io.BytesIO(buf.getvalue())) as probe:
+            probe.load()
+            return probe.size == (1, 2)
+    except Exception:  # no encoder for it, or no EXIF support: nothing was turned
+        return False
 
 
 def _reason(exc: BaseException) -> str:
@@ -135,10 +214,8 @@ def decode(img: Image.Image, info: SourceInfo, need_scale: float, name: str) -> 
         stored_w, stored_h = img.size
         want = (max(1, math.ceil(stored_w * need_scale)), max(1, math.ceil(stored_h * need_scale)))
         img.draft(img.mode, want)
-    try:
+    with reading(name, "decode image"):
         img.load()
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise CorruptImage(f"{name}: cannot decode image ({_reason(exc)})") from None
     return img
 
 
@@ -156,13 +233,20 @@ def to_working_mode(img: Image.Image) -> tuple[Image.Image, bytes | None]:
     """
     icc = img.info.get("icc_profile") or None
     mode = img.mode
-    if mode in ("L", "RGB", "RGBA"):
+    keyed = "transparency" in img.info  # tRNS: one colour (or grey level) is transparent
+    if mode == "RGBA" or (mode in ("L", "RGB") and not keyed):
         return img, icc
+    if mode in ("L", "RGB"):
+        return img.convert("RGBA"), icc if mode == "RGB" else None
     if mode == "CMYK":
         return _cmyk_to_rgb(img, icc), None
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # 16-bit samples: divide by 257 to map 0..65535 onto 0..255.
-        return img.convert("I").point(lambda v: v / 257).convert("L"), icc
+        wide = img.convert("I")
+        grey = wide.point(lambda v: v / 257).convert("L")
+        if keyed and isinstance(img.info["transparency"], int):
+            return _keyed_grey(wide, grey, img.info["transparency"]), None
+        return grey, icc
     if mode == "F":
         return img.point(lambda v: v * 255).convert("L"), icc
     if mode in ("1",):
@@ -172,6 +256,14 @@ def to_working_mode(img: Image.Image) -> tuple[Image.Image, bytes | None]:
     if mode == "P":
         return img.convert("RGB"), icc
     return img.convert("RGBA" if img.has_transparency_data else "RGB"), None
+
+
+def _keyed_grey(wide: Image.Image, grey: Image.Image, key: int) -> Image.Image:
+    """Grey pixels with exactly the 16-bit ``key`` become transparent (compared before scaling)."""
+    alpha = ImageMath.lambda_eval(lambda a: (a["wide"] != key) * 255, wide=wide).convert("L")
+    rgba = grey.convert("RGBA")
+    rgba.putalpha(alpha)
+    return rgba
 
 
 def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> Image.Image:

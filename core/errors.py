@@ -14,6 +14,8 @@ class ImgprocError(Exception):
 
     #: True when trying again later could succeed (throttling, a 5xx).
     transient: bool = False
+    #: Codec warnings about the same file, one line each (see core.diagnostics).
+    warnings: tuple[str, ...] = ()
 
     def __init__(self, message: str):
         super().__init__(message)

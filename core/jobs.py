@@ -130,6 +130,8 @@ def process_object(
         _process(source, key, output, job, record, labeler)
     except Exception as exc:  # one image's failure must not stop the others
         failed(record, exc)
+        if getattr(exc, "warnings", ()):
+            record["warnings"] = list(exc.warnings)
     record["ms"]["total"] = _ms(started)
     return record
 
@@ -176,12 +178,20 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
     record["source"] = {"bytes": src.bytes, "width": src.width, "height": src.height,
                         "format": src.format, "etag": info.etag}
     ms["decode"] = result.ms_decode
+    if result.warnings:
+        record["warnings"] = list(result.warnings)
 
     metadata = job.metadata(key, info.etag)
     written = []
-    for out in result.outputs:
-        r = out.rendition
+    made = {o.rendition.label: o for o in result.outputs}
+    failures = {f.rendition.label: f.error for f in result.failures}
+    for r in job.renditions:
         out_key = job.output_key(key, r)
+        if r.label in failures:  # the others are still written; the record fails below
+            entry = _rendition_entry(r, out_key, 0, None, None, 0.0, "failed")
+            record["renditions"].append({**entry, "error": error_dict(failures[r.label])})
+            continue
+        out = made[r.label]
         ms["transform"] += out.ms_transform
         ms["encode"] += out.ms_encode
         upload = 0.0
@@ -205,6 +215,8 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
         t = time.perf_counter()
         record["labels"] = _label(labeler, key, info.etag, result.outputs, output, job, written, metadata)
         ms["labels"] = _ms(t)
+    if result.failures:
+        raise result.failures[0].error
 
 
 def _head_output(output: Storage, key: str) -> ObjectInfo | None:

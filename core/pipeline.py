@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageSequence
 
-from core import codec, geometry, steps
+from core import codec, diagnostics, geometry, steps
 from core.codec import SourceInfo
-from core.errors import OutputTooLarge
+from core.errors import ByteBudgetExceeded, ImgprocError, OutputTooLarge
 from core.recipe import Limits, Rendition
 
 
@@ -42,10 +42,20 @@ class Output:
 
 
 @dataclass(frozen=True)
+class RenditionFailure:
+    """A rendition that could not be made while the source's others were (e.g. its max_bytes)."""
+
+    rendition: Rendition
+    error: ImgprocError
+
+
+@dataclass(frozen=True)
 class RenderResult:
     source: SourceInfo
-    outputs: tuple[Output, ...]  # in the order the renditions were given
+    outputs: tuple[Output, ...]  # the renditions made, in the order they were given
     ms_decode: float
+    failures: tuple[RenditionFailure, ...] = ()  # the renditions that could not be made
+    warnings: tuple[str, ...] = ()  # codec warnings about this source, "name: text", once each
 
 
 def _ms(since: float) -> float:
@@ -57,42 +67,55 @@ def render(data: bytes, renditions: tuple[Rendition, ...], limits: Limits, name:
 
     Raises a subclass of ``core.errors.ImgprocError`` with a one-line message
     naming ``name`` when a limit refuses the source or it cannot be decoded.
+    A rendition that fails on its own (its ``max_bytes``) is reported in
+    ``failures`` and the others are still made. Codec warnings never reach
+    stderr: they come back in ``warnings`` (or the raised error's ``warnings``).
     """
     codec.check_codecs(renditions)
-    started = time.perf_counter()
-    img, info = codec.open_source(data, limits, name)
-    plans = [geometry.plan(info.width, info.height, r) for r in renditions]
-    _check_output_sizes(plans, renditions, limits, name)
-    animate = info.frames > 1 and any(r.animated for r in renditions)
-    if animate:
-        codec.check_frames(info, limits, name)
-    need = min(1.0, max(g.scale for g in plans)) if plans else 1.0
-    # Memory: from here on each big intermediate is dropped as soon as nothing
-    # needs it (the encoded bytes, copies no later rendition resamples from) and
-    # a rotated photo is never transposed at full size: a 24 MP photo stays
-    # under 100 MiB in Lambda.
-    frames = img if animate else None
-    if not animate:
+    with diagnostics.Captured(name) as captured:
+        started = time.perf_counter()
+        img, info = codec.open_source(data, limits, name)
+        plans = [geometry.plan(info.width, info.height, r) for r in renditions]
+        _check_output_sizes(plans, renditions, limits, name)
+        animate = info.animated and any(r.animates for r in renditions)
+        if animate:
+            codec.check_frames(info, limits, name)
+        need = min(1.0, max(g.scale for g in plans)) if plans else 1.0
+        # Memory: from here on each big intermediate is dropped as soon as nothing
+        # needs it (the encoded bytes, copies no later rendition resamples from) and
+        # a rotated photo is never transposed at full size: a 24 MP photo stays
+        # under 100 MiB in Lambda.
+        # An animation is walked from its own opening of the source: seeking the
+        # decoded first frame would change the pixels the still renditions share.
+        animation = data if animate else None
         del data  # decoded below; the caller has let go of its reference too
-    base = codec.decode(img, info, need, name)
-    del img
-    exif = _kept_exif(base) if any(not r.strip for r in renditions) else None
-    working, icc = codec.to_working_mode(base)
-    del base
-    copies = steps.ScaledCopies(working, info.width, info.height, info.orientation)
-    del working
-    ms_decode = _ms(started)
+        base = codec.decode(img, info, need, name)
+        del img
+        exif = _kept_exif(base) if any(not r.strip for r in renditions) else None
+        with codec.reading(name, "convert its pixels"):
+            working, icc = codec.to_working_mode(base)
+        del base
+        copies = steps.ScaledCopies(working, info.width, info.height, info.orientation)
+        del working
+        ms_decode = _ms(started)
 
-    outputs: list[Output | None] = [None] * len(renditions)
-    order = sorted(range(len(renditions)), key=lambda i: -plans[i].scale)
-    for n, i in enumerate(order):
-        r, g = renditions[i], plans[i]
-        if frames is not None and r.animated:
-            outputs[i] = _render_animation(frames, info, r, g, exif)
-        else:
-            outputs[i] = _render_one(r, g, copies, icc, exif)
-        copies.release_unused([plans[j] for j in order[n + 1:]])
-    return RenderResult(info, tuple(outputs), ms_decode)
+        outputs: list[Output | None] = [None] * len(renditions)
+        failures: list[RenditionFailure] = []
+        order = sorted(range(len(renditions)), key=lambda i: -plans[i].scale)
+        for n, i in enumerate(order):
+            r, g = renditions[i], plans[i]
+            try:
+                if animation is not None and r.animates:
+                    with codec.reading(name, "decode its frames"):
+                        outputs[i] = _render_animation(codec.open_frames(animation), info, r, g, exif)
+                else:
+                    outputs[i] = _render_one(r, g, copies, icc, exif)
+            except ByteBudgetExceeded as exc:
+                failures.append(RenditionFailure(r, ByteBudgetExceeded(f"{name}: {exc.message}")))
+            copies.release_unused([plans[j] for j in order[n + 1:]])
+        failures.sort(key=lambda f: renditions.index(f.rendition))
+    made = tuple(o for o in outputs if o is not None)
+    return RenderResult(info, made, ms_decode, tuple(failures), captured.lines)
 
 
 def _render_one(r: Rendition, g: geometry.Geometry, copies: steps.ScaledCopies, icc, exif) -> Output:
@@ -113,8 +136,10 @@ def _render_animation(img: Image.Image, info: SourceInfo, r: Rendition, g: geome
     t0 = time.perf_counter()
     frames, durations, icc = [], [], None
     for frame in ImageSequence.Iterator(img):
-        durations.append(frame.info.get("duration", 100))
-        oriented, icc = codec.to_working_mode(codec.orient(frame.copy(), info.orientation))
+        pixels = frame.copy()  # loads the frame: WebP and AVIF set its duration only then
+        # Whole milliseconds: APNG's fractions make the AVIF encoder raise.
+        durations.append(round(frame.info.get("duration", 100)))
+        oriented, icc = codec.to_working_mode(codec.orient(pixels, info.orientation))
         if oriented.mode != "RGBA":
             oriented = oriented.convert("RGBA")
         ctx = steps.Context(r, g, steps.ScaledCopies(oriented, info.width, info.height), notes={"animated": True})
@@ -141,7 +166,10 @@ def _check_output_sizes(plans, renditions, limits: Limits, name: str) -> None:
 
 def _kept_exif(img: Image.Image) -> bytes | None:
     """EXIF for ``strip = false`` renditions, with Orientation reset (pixels are already upright)."""
-    exif = img.getexif()
+    try:
+        exif = img.getexif()
+    except Exception:  # noqa: BLE001 - a broken EXIF block is dropped, not fatal
+        return None
     if not exif:
         return None
     exif[0x0112] = 1

@@ -40,7 +40,9 @@ GRAVITIES = (
     "northeast", "northwest", "southeast", "southwest",
 )
 OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif")
-INPUT_FORMATS = ("jpeg", "png", "webp", "gif", "tiff", "bmp", "avif")
+# Output formats that can hold an animation; the others get the first frame.
+ANIMATED_FORMATS = ("png", "webp", "avif")
+INPUT_FORMATS = ("jpeg", "png", "webp", "gif", "tiff", "bmp", "avif", "heif")  # jpeg includes MPO
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "avif": "avif"}
 CONTENT_TYPES = {
     "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif",
@@ -103,6 +105,11 @@ class Rendition:
     @property
     def content_type(self) -> str:
         return CONTENT_TYPES[self.format]
+
+    @property
+    def animates(self) -> bool:
+        """True when this rendition keeps every frame of an animated source."""
+        return self.animated and self.format in ANIMATED_FORMATS
 
     @property
     def label(self) -> str:

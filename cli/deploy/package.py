@@ -1,9 +1,10 @@
 """The Lambda deployment package: a reproducible zip built from code, never from the venv.
 
 Zip root: lambda_entry.py, lambda_api.py (when present), core/, imgproc.toml
-(the presets, normalised) and Pillow from the manylinux wheel for python3.12
-and the function's architecture, of exactly the local Pillow version so the
-function writes the same bytes as `imgproc process`. boto3 is not bundled.
+(the presets, normalised) and Pillow and pillow-heif (HEIC input) from their
+manylinux wheels for python3.12 and the function's architecture, of exactly
+the local versions so the function writes the same bytes as `imgproc
+process`. boto3 is not bundled.
 
 Entries are sorted and carry fixed timestamps and permissions: the same
 sources give the same SHA-256, so an unchanged deploy uploads nothing.
@@ -12,6 +13,7 @@ sources give the same SHA-256, so an unchanged deploy uploads nothing.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import io
 import json
@@ -46,6 +48,11 @@ _SO = re.compile(r"\.so(\.[0-9.]+)?$")
 _EXT_TAG = re.compile(r"\.cpython-(\d+)-([a-z0-9_]+)-linux-gnu\.so$")
 
 
+# Distributions bundled from their wheels -> the name their wheel files start with.
+# pillow-heif decodes HEIC/HEIF (core.plugins loads it on the first HEIF source).
+WHEELS = {"pillow": "pillow", "pillow-heif": "pillow_heif"}
+
+
 @dataclass(frozen=True)
 class Package:
     """A built package: where it is and what it holds."""
@@ -56,6 +63,7 @@ class Package:
     files: int
     arch: str
     pillow: str
+    plugins: tuple[str, ...] = ()  # "pillow-heif 1.8.1": the other bundled wheels
 
     @property
     def key(self) -> str:
@@ -78,14 +86,31 @@ def pillow_version() -> str:
     return PIL.__version__
 
 
+def installed_version(dist: str) -> str:
+    """The local version of a bundled distribution: the function must run exactly this one."""
+    if dist == "pillow":
+        return pillow_version()
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        raise PackageError(f"{dist} is not installed here; install it (pip install {dist}) to build the "
+                           f"package with the same version the laptop runs") from None
+
+
 def pillow_wheel(arch: str, version: str | None = None, cache: Path | None = None) -> Path:
     """The manylinux Pillow wheel for python3.12/arch, downloaded once into the cache."""
+    return wheel("pillow", arch, version, cache)
+
+
+def wheel(dist: str, arch: str, version: str | None = None, cache: Path | None = None) -> Path:
+    """The manylinux wheel of ``dist`` for python3.12/arch (local version), downloaded once into the cache."""
     if arch not in ARCH:
         raise PackageError(f"unknown architecture {arch!r} (choose x86_64 or arm64)")
-    version = version or pillow_version()
+    version = version or installed_version(dist)
+    prefix = WHEELS[dist]
     platforms, _, machine = ARCH[arch]
     folder = (cache or cache_dir()) / "wheels"
-    found = _find_wheel(folder, version, machine)
+    found = _find_wheel(folder, prefix, version, machine)
     if found:
         return found
     folder.mkdir(parents=True, exist_ok=True)
@@ -94,19 +119,19 @@ def pillow_wheel(arch: str, version: str | None = None, cache: Path | None = Non
            "--dest", str(folder)]
     for p in platforms:
         cmd += ["--platform", p]
-    cmd.append(f"pillow=={version}")
+    cmd.append(f"{dist}=={version}")
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    found = _find_wheel(folder, version, machine)
+    found = _find_wheel(folder, prefix, version, machine)
     if proc.returncode != 0 or not found:
         last = (proc.stderr.strip().splitlines() or ["no wheel"])[-1]
-        raise PackageError(f"cannot download Pillow {version} for {RUNTIME}/{arch}: {last}")
+        raise PackageError(f"cannot download {dist} {version} for {RUNTIME}/{arch}: {last}")
     return found
 
 
-def _find_wheel(folder: Path, version: str, machine: str) -> Path | None:
+def _find_wheel(folder: Path, prefix: str, version: str, machine: str) -> Path | None:
     if not folder.is_dir():
         return None
-    for path in sorted(folder.glob(f"pillow-{version}-{CP_TAG}-{CP_TAG}-*.whl")):
+    for path in sorted(folder.glob(f"{prefix}-{version}-{CP_TAG}-{CP_TAG}-*.whl")):
         tags = path.name[:-4].split("-")[-1].split(".")
         if all(t.startswith("manylinux") and t.endswith(machine) for t in tags):
             return path
@@ -259,14 +284,19 @@ def build(out: Path, arch: str = "x86_64", config_path: Path | None = None, cach
         text, assets = bundled
         files[PRESETS_NAME] = text
         files.update(assets)
-    pillow = wheel_files(pillow_wheel(arch, version, cache))
-    clash = sorted(set(pillow) & set(files))
-    if clash:
-        raise PackageError(f"{clash[0]} is both in the sources and in Pillow's wheel")
-    files.update(pillow)
+    plugins = []
+    for dist in WHEELS:
+        dist_version = version if dist == "pillow" else installed_version(dist)
+        contents = wheel_files(wheel(dist, arch, dist_version, cache))
+        clash = sorted(set(contents) & set(files))
+        if clash:
+            raise PackageError(f"{clash[0]} is both in {dist}'s wheel and elsewhere in the package")
+        files.update(contents)
+        if dist != "pillow":
+            plugins.append(f"{dist} {dist_version}")
     check_platform(files, arch)
     sha = _cached_zip(files, out, cache)
-    return Package(out, sha, out.stat().st_size, len(files), arch, version)
+    return Package(out, sha, out.stat().st_size, len(files), arch, version, tuple(plugins))
 
 
 ZIP_FORMAT = "1"  # bump when write_zip changes its output for the same files

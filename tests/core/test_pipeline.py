@@ -267,8 +267,11 @@ def test_max_bytes_picks_a_quality_that_fits():
 
 
 def test_max_bytes_that_cannot_be_met_is_a_named_error():
-    with pytest.raises(errors.ByteBudgetExceeded, match="max_bytes"):
-        one(SRC_JPEG, max_bytes=100, min_quality=90)
+    result = render(SRC_JPEG, (Rendition(name="t", max_bytes=100, min_quality=90),), LIMITS, "test.jpg")
+    assert result.outputs == ()
+    [failure] = result.failures
+    assert isinstance(failure.error, errors.ByteBudgetExceeded)
+    assert str(failure.error).startswith("test.jpg: rendition t.jpg:") and "max_bytes" in str(failure.error)
 
 
 @pytest.mark.skipif(not features.check("avif"), reason="this Pillow has no AVIF codec")
