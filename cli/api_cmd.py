@@ -26,7 +26,6 @@ from core import signing
 from core.errors import ConfigError, ImgprocError
 
 DEFAULT_STACK = "imgproc"
-MAX_EXPIRY = 366 * 86400
 
 
 def new_keyring_text(kid: str | None = None) -> str:
@@ -78,8 +77,8 @@ class SignRequest:
         problem = signing.unsafe_key_reason(key)
         if problem:
             raise ConfigError(f"{key!r}: {problem}; the API would refuse it")
-        if seconds > MAX_EXPIRY:
-            raise ConfigError(f"--expires {expires_in}: at most 366d")
+        if seconds > signing.MAX_VALIDITY_SECONDS:  # the API refuses longer-lived URLs
+            raise ConfigError(f"--expires {expires_in}: at most {signing.MAX_VALIDITY_SECONDS // 86400}d")
         if base_url and not base_url.startswith(("https://", "http://")):
             raise ConfigError(f"--base-url {base_url!r}: expected https://...")
         return cls(preset, key, int(now) + seconds, kid, base_url or api.base_url or None, stack,
