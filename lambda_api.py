@@ -522,8 +522,8 @@ class _Keep:
     def head(self, key):
         return self.inner.head(key)
 
-    def read(self, key):
-        return self.inner.read(key)
+    def read(self, key, etag=None, max_bytes=None):
+        return self.inner.read(key, etag=etag, max_bytes=max_bytes)
 
     def keys(self, prefix=""):
         return self.inner.keys(prefix)

@@ -102,6 +102,10 @@ class TransientStorageError(StorageError):
     transient = True
 
 
+class SourceChanged(TransientStorageError):
+    """The source was replaced between its HeadObject and the download (a retry checks the new one)."""
+
+
 # --- cloud operations (the CLI's AWS commands) -----------------------------------
 
 
