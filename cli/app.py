@@ -1,25 +1,33 @@
-"""The `imgproc` command: one Typer app, one module per command group.
+"""The `imgproc` command: one Typer app, one module per command group under cli/commands/.
 
 Only the module that owns the command being run is imported: `imgproc process`
 does not pay for boto3-heavy modules such as deploy or local (about 60 ms of
-every start). `--help` and an unknown command load them all.
+every start). `--help` and an unknown command load them all. Every command
+runs inside the one error edge (cli/edge.py).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+from typing import Any, Callable
 
+import click
 import typer
 
-# Command group module -> the commands it registers. Adding a group is one line here.
+from cli import edge
+
+# Command group module (cli/commands/<module>.py) -> the commands it registers.
+# Adding a group is one line here.
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "process": ("process",),
     "invoke": ("invoke",),
-    "deploy": ("package", "deploy", "status", "push", "destroy"),
+    "deploy": ("package", "deploy", "status", "destroy"),
+    "push": ("push",),
     "logs": ("logs", "stats"),
     "local": ("local",),
-    "api_cmd": ("sign",),
+    "sign": ("sign",),
 }
 
 
@@ -27,14 +35,44 @@ def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version
 
-        typer.echo(f"imgproc {version('imgproc')}")
+        typer.echo(f"imgproc {version('imgproc-aws')}")
         raise typer.Exit()
 
 
 def _root(
     show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    debug: bool = typer.Option(False, "--debug", envvar="IMGPROC_DEBUG",
+                               help="Show the full traceback when a command fails."),
 ) -> None:
-    """Event-driven image processing: the same presets on your laptop and in AWS Lambda."""
+    """Event-driven image processing: the same presets on your laptop and in AWS Lambda.
+
+    Example: imgproc process ./photos
+    """
+    edge.set_debug(debug)
+
+
+def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``command`` inside the error edge: known failures become one line and an exit code."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # Typer's own exits and usage errors already carry their code
+        except (Exception, KeyboardInterrupt) as exc:  # the edge: everything else is mapped once, here
+            raise typer.Exit(edge.report(exc)) from None
+
+    return run
+
+
+def _guard_all(app: typer.Typer) -> None:
+    for info in app.registered_commands:
+        if info.callback is not None:
+            info.callback = guarded(info.callback)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            _guard_all(group.typer_instance)
 
 
 def build(command: str | None = None) -> typer.Typer:
@@ -42,13 +80,14 @@ def build(command: str | None = None) -> typer.Typer:
     app = typer.Typer(
         name="imgproc",
         no_args_is_help=True,
-        add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # help text is shown as written: [deploy].stack_name keeps its brackets
     )
     app.callback()(_root)
     owners = [m for m, commands in COMMAND_MODULES.items() if command in commands]
     for module in owners or COMMAND_MODULES:
-        importlib.import_module(f"cli.{module}").register(app)
+        importlib.import_module(f"cli.commands.{module}").register(app)
+    _guard_all(app)
     return app
 
 
@@ -56,7 +95,7 @@ def _command_in(argv: list[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # `from cli.app import app` (tests, docs) gets the full app, built on first use.
     if name == "app":
         globals()["app"] = full = build()
