@@ -54,6 +54,14 @@ def test_offline_secret_prints_a_url_the_api_accepts(app):
     assert verdict(url, signing.single_key("another-secret-0123456789")) is Verdict.BAD_SIGNATURE
 
 
+def test_the_longest_url_sign_makes_is_the_longest_the_api_accepts(app):
+    result, url = sign(app, "thumb/a.jpg", "--secret", SECRET, "--expires", "366d")
+    assert result.exit_code == 0, result.output
+    assert verdict(url, signing.single_key(SECRET)) is Verdict.OK
+    result, _ = sign(app, "thumb/a.jpg", "--secret", SECRET, "--expires", "367d")
+    assert result.exit_code != 0 and "at most 366d" in result.output
+
+
 def test_relative_url_when_no_base_and_secret_from_the_environment(app):
     result, url = sign(app, "/images/web/Zürich café.jpg", "-e", "15m", env={"IMGPROC_SIGNING_SECRET": SECRET})
     assert result.exit_code == 0, result.output

@@ -99,13 +99,6 @@ def test_non_canonical_spellings_of_a_valid_url_are_refused(ring, field, spellin
     assert signing.verify(path, query, ring, now=NOW) is Verdict.MALFORMED
 
 
-def test_sign_command_and_api_share_the_validity_cap():
-    from cli import api_cmd
-
-    assert "MAX_EXPIRY" not in vars(api_cmd)  # one constant, in core.signing
-    assert signing.MAX_VALIDITY_SECONDS == 366 * 86400
-
-
 def test_rotation_old_and_new_keys_both_verify_then_the_old_one_is_retired(ring):
     path = "/images/thumb/a.jpg"
     old_url = signing.sign(path, ring, expires=NOW + 60)
