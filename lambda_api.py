@@ -14,7 +14,8 @@ key under the input prefix:
 
 Authentication is on by default (IMGPROC_AUTH=signed): ``?expires=&kid=&sig=``,
 HMAC-SHA256 over the canonical path (``core.signing``), keys from an SSM
-SecureString parameter read once per cold start. IMGPROC_AUTH=apikey trusts
+SecureString parameter read once per cold start (a request that is not
+well-formed is refused first, and a failed read is retried only after a backoff). IMGPROC_AUTH=apikey trusts
 API Gateway's usage-plan API key check instead (and still refuses a request the
 gateway did not attach a key to). Refusals are a bare ``403 {"error":
 "forbidden"}``; the reason goes only to the log.
@@ -167,27 +168,84 @@ def _client(service: str):
     return _clients[service]
 
 
+#: After a failed SSM read the keys are not asked for again for this long, doubling per
+#: failure up to KEY_RETRY_MAX_SECONDS: a flood of requests must not become a flood of SSM reads.
+KEY_RETRY_MIN_SECONDS = 1.0
+KEY_RETRY_MAX_SECONDS = 60.0
+#: SSM error codes a later retry may fix: answered 503 (try again), not 500 (operator must act).
+_TRANSIENT_SSM = {"ThrottlingException", "TooManyUpdates", "InternalServerError", "ServiceUnavailable",
+                  "RequestLimitExceeded", "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"}
+_clock = time.monotonic  # replaced in tests to step through the backoff
+
+
+@dataclass
+class _KeyFailure:
+    """The last failed SSM read, remembered so requests during the backoff do not repeat it."""
+
+    error: Exception
+    retry_at: float
+    backoff: float
+
+
+_key_failure: _KeyFailure | None = None
+
+
 def _keyring(settings: ApiSettings, refresh: bool = False) -> signing.KeyRing:
-    """The signing keys from SSM, read once per cold start (and on a rate-limited refresh)."""
+    """The signing keys from SSM, read once per cold start (and on a rate-limited refresh).
+
+    A failed read is remembered (negative cache) and retried only after a
+    backoff; meanwhile the same error is raised again without calling SSM. A
+    failed refresh keeps the keys already known.
+    """
     global _keys, _keys_refreshed_at
-    now = time.monotonic()
+    now = _clock()
     due = refresh and (_keys_refreshed_at is None or now - _keys_refreshed_at >= KEY_REFRESH_SECONDS)
-    if _keys is None or due:
-        if due:
-            _keys_refreshed_at = now
-        try:
-            resp = _client("ssm").get_parameter(Name=settings.keys_param, WithDecryption=True)
-        except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-            raise ConfigError(f"cannot read signing keys from SSM parameter {settings.keys_param}: {code}") from None
-        _keys = signing.parse_keyring(resp["Parameter"]["Value"], f"SSM parameter {settings.keys_param}")
+    if _keys is not None and not due:
+        return _keys
+    if due:
+        _keys_refreshed_at = now
+    if _key_failure is not None and now < _key_failure.retry_at:
+        if _keys is not None:
+            return _keys
+        raise _key_failure.error.with_traceback(None)  # the same object: do not let its traceback grow
+    try:
+        resp = _client("ssm").get_parameter(Name=settings.keys_param, WithDecryption=True)
+        ring = signing.parse_keyring(resp["Parameter"]["Value"], f"SSM parameter {settings.keys_param}")
+    except Exception as exc:
+        error = _remember_key_failure(exc, settings.keys_param, now)
+        if _keys is not None:
+            return _keys
+        raise error from None
+    _forget_key_failure()
+    _keys = ring
     return _keys
+
+
+def _remember_key_failure(exc: Exception, param: str, now: float) -> Exception:
+    """Map an SSM failure to what requests answer and start (or double) the backoff."""
+    global _key_failure
+    if isinstance(exc, ImgprocError):  # the parameter's value is not a key ring
+        error: Exception = exc
+    else:
+        code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code") or type(exc).__name__
+        if code in _TRANSIENT_SSM:
+            error = HttpError(503, "failed", f"SSM parameter {param}: {code}", {"Retry-After": "5"})
+        else:
+            error = ConfigError(f"cannot read signing keys from SSM parameter {param}: {code}")
+    backoff = KEY_RETRY_MIN_SECONDS if _key_failure is None else min(KEY_RETRY_MAX_SECONDS, _key_failure.backoff * 2)
+    _key_failure = _KeyFailure(error, now + backoff, backoff)
+    return error
+
+
+def _forget_key_failure() -> None:
+    global _key_failure
+    _key_failure = None
 
 
 def reset() -> None:
     """Forget everything cached (tests; a real container never needs this)."""
-    global _state, _keys, _keys_refreshed_at
-    _state, _keys, _keys_refreshed_at = None, None, None
+    global _state, _keys, _keys_refreshed_at, _key_failure
+    _state, _keys, _keys_refreshed_at, _key_failure = None, None, None, None
     _clients.clear()
 
 
@@ -412,6 +470,9 @@ def _authorize(req: Request, path: str, settings: ApiSettings) -> int | None:
     if any(p in req.repeated for p in _AUTH_PARAMS):
         raise HttpError(403, "forbidden", "repeated auth parameter")
     now = time.time()
+    refused = signing.precheck(req.query, now)  # before any key is read: garbage costs no SSM call
+    if refused is not None:
+        raise HttpError(403, "forbidden", refused.value)
     ring = _keyring(settings)
     verdict = signing.verify(path, req.query, ring, now)
     if verdict is signing.Verdict.UNKNOWN_KEY and req.query.get(signing.KEY_ID):
@@ -461,8 +522,8 @@ class _Keep:
     def head(self, key):
         return self.inner.head(key)
 
-    def read(self, key):
-        return self.inner.read(key)
+    def read(self, key, etag=None, max_bytes=None):
+        return self.inner.read(key, etag=etag, max_bytes=max_bytes)
 
     def keys(self, prefix=""):
         return self.inner.keys(prefix)

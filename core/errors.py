@@ -102,3 +102,7 @@ class TransientStorageError(StorageError):
     """A storage call failed in a way a retry may fix (throttling, a 5xx)."""
 
     transient = True
+
+
+class SourceChanged(TransientStorageError):
+    """The source was replaced between its HeadObject and the download (a retry checks the new one)."""

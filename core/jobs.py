@@ -165,7 +165,8 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
         return
 
     t = time.perf_counter()
-    data = [source.read(key)]
+    # Pinned to the ETag and size limit checked above: the object may be replaced since.
+    data = [source.read(key, etag=info.etag, max_bytes=job.limits.max_source_bytes)]
     ms["download"] += _ms(t)
     record["bytes_in"] = len(data[0])
 

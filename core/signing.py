@@ -42,10 +42,16 @@ ROUTE_PREFIX = "/images/"
 EXPIRES, SIGNATURE, KEY_ID = "expires", "sig", "kid"
 #: Secrets shorter than this are refused: HMAC is only as strong as its key.
 MIN_SECRET_LENGTH = 16
+#: The longest a URL may stay valid: `imgproc sign` refuses more, the API refuses a URL that
+#: expires further in the future (a leaked key must not mint URLs that outlive its rotation).
+MAX_VALIDITY_SECONDS = 366 * 86400
+#: Tolerated clock difference between the signer and the API when checking MAX_VALIDITY_SECONDS.
+CLOCK_SKEW_SECONDS = 300
 
-_KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_EXPIRES = re.compile(r"^[0-9]{1,12}$")
+# Matched with fullmatch: `$` would also accept a trailing newline ("123\n").
+_KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")  # lower case only, as sign() writes it: one spelling per URL
+_EXPIRES = re.compile(r"[1-9][0-9]{0,11}")  # canonical: no leading zeros, no sign, no spaces
 _DURATION = re.compile(r"^\s*([0-9]+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -55,7 +61,8 @@ class Verdict(enum.Enum):
 
     OK = "ok"
     MISSING = "missing"  # no expires/sig parameters
-    MALFORMED = "malformed"  # parameters present but not well-formed
+    MALFORMED = "malformed"  # parameters present but not well-formed (or not canonical)
+    TOO_LONG = "too_long"  # expires further ahead than MAX_VALIDITY_SECONDS
     EXPIRED = "expired"
     UNKNOWN_KEY = "unknown_key"  # kid names no active key
     BAD_SIGNATURE = "bad_signature"
@@ -90,7 +97,7 @@ def parse_keyring(text: str, source: str) -> KeyRing:
         raise ConfigError(f"signing keys in {source}: expected a non-empty JSON object {{\"key-id\": \"secret\"}}")
     keys: dict[str, bytes] = {}
     for kid, secret in data.items():
-        if not _KID.match(kid):
+        if not _KID.fullmatch(kid):
             raise ConfigError(f"signing keys in {source}: key id {kid!r} must match [A-Za-z0-9._-]{{1,64}}")
         if not isinstance(secret, str) or len(secret) < MIN_SECRET_LENGTH:
             raise ConfigError(
@@ -193,21 +200,36 @@ def signed_url(base_url: str, preset: str, key: str, ring: KeyRing, expires: int
     return f"{base_url.rstrip('/')}{path}?{urlencode(sign(path, ring, expires, kid))}"
 
 
+def precheck(query: Mapping[str, str] | None, now: float) -> Verdict | None:
+    """The checks that need no key: a Verdict to refuse with, or None when the query is well-formed.
+
+    Callers run this before fetching keys, so unsigned or garbled requests cost
+    no key-store read.
+    """
+    query = query or {}
+    expires_s, sig, kid = query.get(EXPIRES), query.get(SIGNATURE), query.get(KEY_ID)
+    if expires_s is None and sig is None:
+        return Verdict.MISSING
+    if not expires_s or not sig or not _EXPIRES.fullmatch(expires_s) or not _HEX64.fullmatch(sig):
+        return Verdict.MALFORMED
+    if kid is not None and not _KID.fullmatch(kid):
+        return Verdict.MALFORMED
+    if int(expires_s) > now + MAX_VALIDITY_SECONDS + CLOCK_SKEW_SECONDS:
+        return Verdict.TOO_LONG
+    return None
+
+
 def verify(path: str, query: Mapping[str, str] | None, ring: KeyRing | None, now: float) -> Verdict:
     """Check a request's query parameters against canonical ``path`` at time ``now``.
 
     Every reason to refuse maps to a Verdict for the log; callers answer all
     refusals the same way (403) so the answer teaches an attacker nothing.
     """
+    refused = precheck(query, now)
+    if refused is not None:
+        return refused
     query = query or {}
-    expires_s, sig, kid = query.get(EXPIRES), query.get(SIGNATURE), query.get(KEY_ID)
-    if expires_s is None and sig is None:
-        return Verdict.MISSING
-    if not expires_s or not sig or not _EXPIRES.match(expires_s) or not _HEX64.match(sig.lower()):
-        return Verdict.MALFORMED
-    if kid is not None and not _KID.match(kid):
-        return Verdict.MALFORMED
-    expires = int(expires_s)
+    expires, sig, kid = int(query[EXPIRES]), query[SIGNATURE], query.get(KEY_ID)
     if ring is None or not ring.keys:
         return Verdict.UNKNOWN_KEY
     if kid is not None and kid not in ring:
@@ -215,7 +237,7 @@ def verify(path: str, query: Mapping[str, str] | None, ring: KeyRing | None, now
     candidates = [ring.keys[kid]] if kid is not None else list(ring.keys.values())
     ok = False
     for secret in candidates:  # constant-time compare for each; no early exit on the first match
-        ok |= hmac.compare_digest(signature(secret, path, expires, kid), sig.lower())
+        ok |= hmac.compare_digest(signature(secret, path, expires, kid), sig)
     if not ok:
         return Verdict.BAD_SIGNATURE
     # Expiry is checked after the signature so a forged `expires` is reported as tampering.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from core.errors import StorageError, TransientStorageError
+from core.errors import SourceChanged, SourceTooLarge, StorageError, TransientStorageError
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,10 @@ class ObjectInfo:
 
 
 class Storage(Protocol):
-    def read(self, key: str) -> bytes: ...
+    def read(self, key: str, etag: str | None = None, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; SourceChanged unless its ETag is still ``etag``, SourceTooLarge beyond ``max_bytes``."""
+        ...
+
     def head(self, key: str) -> ObjectInfo | None: ...
     def write(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None,
               cache_control: str | None = None) -> None: ...
@@ -62,11 +65,16 @@ class LocalFolder:
             raise StorageError(f"{key}: outside {self.root}")
         return path
 
-    def read(self, key: str) -> bytes:
+    def read(self, key: str, etag: str | None = None, max_bytes: int | None = None) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            with self._path(key).open("rb") as fh:
+                data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
         except OSError as exc:
             raise StorageError(f"{key}: cannot read ({exc.strerror})") from None
+        _check_size(data, key, max_bytes)
+        if etag is not None and hashlib.md5(data).hexdigest() != etag:
+            raise SourceChanged(f"{key}: changed since it was examined")
+        return data
 
     def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
@@ -86,6 +94,12 @@ class LocalFolder:
             key = path.relative_to(self.root).as_posix()
             if path.is_file() and key.startswith(prefix):
                 yield key
+
+
+def _check_size(data: bytes, key: str, max_bytes: int | None) -> None:
+    """Callers read at most max_bytes + 1 bytes: one more than allowed means the source is too large."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise SourceTooLarge(f"{key}: more than the {max_bytes:,}-byte limit (it grew after it was examined)")
 
 
 _TRANSIENT_CODES = {
@@ -115,11 +129,32 @@ class S3Bucket:
     def _where(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def read(self, key: str) -> bytes:
+    def read(self, key: str, etag: str | None = None, max_bytes: int | None = None) -> bytes:
+        """GetObject, pinned to ``etag`` (IfMatch) and never more than ``max_bytes`` (Range + a bounded read).
+
+        Without the pin a source replaced after HeadObject (its size checked)
+        would be downloaded whole, whatever its size now.
+        """
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if etag is not None:
+            params["IfMatch"] = f'"{etag}"'
+        if max_bytes is not None:
+            params["Range"] = f"bytes=0-{max_bytes}"  # one byte more than allowed tells a grown object
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            body = self.client.get_object(**params)["Body"]
+            try:
+                data = body.read() if max_bytes is None else body.read(max_bytes + 1)
+            finally:
+                body.close()
         except Exception as exc:
+            code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+            if code == "PreconditionFailed":
+                raise SourceChanged(f"{self._where(key)}: replaced since HeadObject (ETag no longer {etag})") from None
+            if code == "InvalidRange":  # a Range on an empty object
+                return b""
             raise _storage_error(exc, self._where(key)) from None
+        _check_size(data, key, max_bytes)
+        return data
 
     def head(self, key: str) -> ObjectInfo | None:
         try:

@@ -36,7 +36,7 @@ from cli.deploy import artifacts as art
 from cli.deploy import buckets as bkt
 from cli.deploy import changeset, template_api, wiring
 from cli.deploy import package as pkg
-from cli.deploy.api_keys import prepare_api
+from cli.deploy.api_keys import key_users, secure_api_keys
 from cli.deploy.context import resolve
 from cli.deploy.template import render, template
 from cli.errors import fail
@@ -116,7 +116,8 @@ def deploy(
     region_name = ctx.region()
     out, err = Console(highlight=False), err_console()
     s = ctx.settings
-    account = art.account_id(ctx.target.client("sts"))
+    identity = ctx.target.client("sts").get_caller_identity()
+    account = identity["Account"]
     s3, cfn = ctx.target.client("s3"), ctx.target.client("cloudformation")
     artifacts = art.artifact_bucket_name(account, region_name)
     if changeset.describe_stack(cfn, s.stack_name) is None:
@@ -134,12 +135,11 @@ def deploy(
     uploaded = art.upload_artifact(s3, artifacts, built.key, built.path)
     err.print(f"package {human_bytes(built.size)} sha256 {built.sha256[:12]} "
               f"{'uploaded to' if uploaded else 'already in'} s3://{artifacts}/{built.key}", soft_wrap=True)
-    if groups is not None:
-        prepare_api(ctx.target, ctx.config, s.stack_name, err)
     doc = template(s, presets, groups, code=(artifacts, built.key))
     with err.status("Planning changes..."):
         plan = changeset.plan(cfn, s.stack_name, render(doc, "json"), doc,
-                        {"CodeBucket": artifacts, "CodeKey": built.key})
+                        {"CodeBucket": artifacts, "CodeKey": built.key,
+                         **(key_users(ctx.config, identity["Arn"]) if groups is not None else {})})
     if plan.empty:
         out.print(f"[green]No changes:[/] stack {s.stack_name} is up to date.")
     else:
@@ -154,6 +154,8 @@ def deploy(
             fail(f"stack {s.stack_name} ended in {final['StackStatus']}: see the events above", ExitCode.FAILED)
         out.print(f"[green]{final['StackStatus']}[/] {s.stack_name}")
     deployed = wiring.load_deployed(ctx.target, s.stack_name)
+    if groups is not None and deployed:
+        secure_api_keys(ctx.target, ctx.config, s.stack_name, deployed.outputs, err)
     render_outputs(deployed.outputs if deployed else {}, out)
     checks = wiring.wiring_checks(ctx.target, deployed) if deployed else []
     problems = [c for c in checks if not c.ok]

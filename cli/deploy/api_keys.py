@@ -1,7 +1,7 @@
 """The retrieval API's signing keys and signed URLs: the SSM key ring, and building a URL.
 
 Used by `imgproc sign` and by `imgproc deploy --api` (which creates the key
-parameter before the stack).
+parameter after the stack, encrypted under the stack's KMS key).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from core import signing
 from core.errors import ConfigError, ImgprocError
 
 DEFAULT_STACK = "imgproc"
-MAX_EXPIRY = 366 * 86400
 
 
 def new_keyring_text(kid: str | None = None) -> str:
@@ -31,23 +30,40 @@ def new_keyring_text(kid: str | None = None) -> str:
     return json.dumps({kid: secrets.token_urlsafe(32)})
 
 
-def ensure_signing_keys(ssm: Any, name: str) -> bool:
-    """Create SecureString ``name`` with one random key unless it exists; True when created.
+def ensure_signing_keys(ssm: Any, name: str, kms_key: str | None = None) -> str:
+    """Make SecureString ``name`` exist, encrypted under ``kms_key``; says what it did ("" = nothing).
 
-    CloudFormation cannot create SecureString parameters, so deploy calls this
-    before the stack. An existing parameter is never changed (rotation is
-    yours: put a new key first, keep the old one until its URLs expire).
+    Missing: created with one random key ("created"). Present under another KMS
+    key (e.g. the AWS-managed aws/ssm, readable by anyone with ssm:GetParameter):
+    the same value is written again under ``kms_key`` ("re-encrypted"). The keys
+    themselves are never changed (rotation is yours: put a new key first, keep
+    the old one until its URLs expire).
     """
+    current = _parameter_kms_key(ssm, name)
+    extra = {"KeyId": kms_key} if kms_key else {}
+    if current is None:
+        ssm.put_parameter(Name=name, Type="SecureString", Value=new_keyring_text(), **extra,
+                          Description="imgproc retrieval API signing keys: {\"key-id\": \"secret\"}, first key signs")
+        return "created"
+    if not kms_key or current == kms_key:
+        return ""
+    value = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    ssm.put_parameter(Name=name, Type="SecureString", Value=value, KeyId=kms_key, Overwrite=True)
+    return "re-encrypted"
+
+
+def _parameter_kms_key(ssm: Any, name: str) -> str | None:
+    """The KMS key id of SecureString ``name`` ("alias/aws/ssm" for the AWS-managed key), None when absent."""
     try:
-        ssm.get_parameter(Name=name, WithDecryption=False)
-        return False
+        found = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}])["Parameters"]
     except AWS_ERRORS as exc:
         code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
-        if code != "ParameterNotFound":
-            raise ImgprocError(f"SSM parameter {name}: {code or exc}") from None
-    ssm.put_parameter(Name=name, Type="SecureString", Value=new_keyring_text(),
-                      Description="imgproc retrieval API signing keys: {\"key-id\": \"secret\"}, first key signs")
-    return True
+        raise ImgprocError(f"SSM parameter {name}: {code or exc}") from None
+    if not found:
+        return None
+    if found[0].get("Type") != "SecureString":
+        raise ImgprocError(f"SSM parameter {name} is a {found[0].get('Type')}, not a SecureString: delete it first")
+    return str(found[0].get("KeyId") or "alias/aws/ssm")
 
 
 @dataclass(frozen=True)
@@ -74,8 +90,8 @@ class SignRequest:
         problem = signing.unsafe_key_reason(key)
         if problem:
             raise ConfigError(f"{key!r}: {problem}; the API would refuse it")
-        if seconds > MAX_EXPIRY:
-            raise ConfigError(f"--expires {expires_in}: at most 366d")
+        if seconds > signing.MAX_VALIDITY_SECONDS:  # the API refuses longer-lived URLs
+            raise ConfigError(f"--expires {expires_in}: at most {signing.MAX_VALIDITY_SECONDS // 86400}d")
         if base_url and not base_url.startswith(("https://", "http://")):
             raise ConfigError(f"--base-url {base_url!r}: expected https://...")
         return cls(preset, key, int(now) + seconds, kid, base_url or api.base_url or None, stack,
@@ -122,10 +138,24 @@ def build_url(req: SignRequest, ring: signing.KeyRing, outputs: Mapping[str, str
     return f"{base.rstrip('/')}{path}?{urlencode(query)}"
 
 
-def prepare_api(target: AwsTarget, config: Any, stack: str, console: Console) -> None:
-    """Before `deploy --api` (signed mode): make sure the key parameter exists."""
+def key_users(config: Any, caller_arn: str) -> dict[str, str]:
+    """The template parameter naming who may use the stack's signing key: the deployer and [api].signing_key_users."""
+    from cli.deploy.template_api import KEY_USERS_PARAM, principal_patterns
+
     api = ApiSettings.from_table(config.extra.get("api"), config.source)
-    if api.auth == "signed":
-        name = api.keys_param(stack)
-        if ensure_signing_keys(target.client("ssm"), name):
-            console.print(f"created SSM SecureString {name} with a new signing key", soft_wrap=True, markup=False)
+    if not api.creates_kms_key:
+        return {}
+    return {KEY_USERS_PARAM: ",".join([*principal_patterns(caller_arn), *api.signing_key_users])}
+
+
+def secure_api_keys(target: AwsTarget, config: Any, stack: str, outputs: Mapping[str, str], console: Console) -> None:
+    """After `deploy --api` (signed mode): the key parameter exists, encrypted under the stack's KMS key."""
+    api = ApiSettings.from_table(config.extra.get("api"), config.source)
+    if api.auth != "signed":
+        return
+    name = api.keys_param(stack)
+    kms_key = outputs.get("SigningKmsKeyArn") or api.signing_kms_key or None
+    done = ensure_signing_keys(target.client("ssm"), name, kms_key)
+    if done:
+        console.print(f"{done} SSM SecureString {name} with {'a new signing key' if done == 'created' else 'its keys'}"
+                      f" under KMS key {kms_key or 'aws/ssm'}", soft_wrap=True, markup=False)

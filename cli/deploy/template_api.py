@@ -34,6 +34,10 @@ ROUTE = ("images", "{preset}", "{key+}")
 SETTINGS: dict[str, tuple[Any, str]] = {
     "auth": ("signed", "'signed' (HMAC-signed URLs, `imgproc sign`) or 'apikey' (API Gateway usage plan key)"),
     "signing_keys_param": ("", "SSM SecureString with the keys ('' = /<stack>/signing-keys, created by deploy)"),
+    "signing_kms_key": ("", "KMS key ARN encrypting the key parameter ('' = a key the stack creates; decrypt is "
+                            "limited to the API function's role and the deployer)"),
+    "signing_key_users": ([], "more IAM principal ARN patterns that may use the stack's signing key through SSM "
+                               "(e.g. to run `imgproc sign`); the deployer always may"),
     "base_url": ("", "API base URL for `imgproc sign` when not read from the stack ('' = stack output ApiUrl)"),
     "stage": ("prod", "API Gateway stage name"),
     "memory": (1024, "API function memory in MB (128..10240)"),
@@ -48,6 +52,8 @@ _RANGES = {"memory": (128, 10240), "timeout": (1, 29), "throttle_rate": (1, 1000
            "redirect_ttl": (10, 3600), "inline_max_bytes": (0, 4 * 1024 * 1024), "cache_seconds": (0, 31536000)}
 _STAGE = re.compile(r"^[A-Za-z0-9_]{1,128}$")
 _PARAM = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1000}$")
+_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/*-]+")
+_KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class ApiSettings:
 
     auth: str = SETTINGS["auth"][0]
     signing_keys_param: str = SETTINGS["signing_keys_param"][0]
+    signing_kms_key: str = SETTINGS["signing_kms_key"][0]
+    signing_key_users: tuple[str, ...] = ()
     base_url: str = SETTINGS["base_url"][0]
     stage: str = SETTINGS["stage"][0]
     memory: int = SETTINGS["memory"][0]
@@ -90,6 +98,13 @@ class ApiSettings:
         param = values.get("signing_keys_param", "")
         if not isinstance(param, str) or (param and not _PARAM.match(param)):
             raise err("signing_keys_param", f"{param!r} is not an SSM parameter name")
+        kms = values.get("signing_kms_key", "")
+        if not isinstance(kms, str) or (kms and not _KMS_KEY_ARN.fullmatch(kms)):
+            raise err("signing_kms_key", f"{kms!r}: expected a KMS key ARN arn:aws:kms:REGION:ACCOUNT:key/ID")
+        users = values.get("signing_key_users", [])
+        if not isinstance(users, list) or not all(isinstance(u, str) and _PRINCIPAL.fullmatch(u) for u in users):
+            raise err("signing_key_users", f"{users!r}: expected a list of arn:aws:iam::ACCOUNT:(role|user)/NAME")
+        values["signing_key_users"] = tuple(users)
         base = values.get("base_url", "")
         if not isinstance(base, str) or (base and not base.startswith(("https://", "http://"))):
             raise err("base_url", f"{base!r}: expected https://...")
@@ -97,6 +112,11 @@ class ApiSettings:
 
     def keys_param(self, stack: str) -> str:
         return self.signing_keys_param or f"/{stack}/signing-keys"
+
+    @property
+    def creates_kms_key(self) -> bool:
+        """Signed mode without signing_kms_key: the stack creates the key that encrypts the parameter."""
+        return self.auth == "signed" and not self.signing_kms_key
 
 
 def _sub(text: str) -> Doc:
@@ -132,10 +152,80 @@ def api_role_policy(s, a: ApiSettings, log_group: str) -> Doc:
                            f"log-group:{log_group}:*")]},
     ]
     if a.auth == "signed":
-        # SecureString under the AWS-managed aws/ssm key: its key policy lets SSM decrypt for us.
         statements.append({"Sid": "ReadSigningKeys", "Effect": "Allow", "Action": ["ssm:GetParameter"],
                            "Resource": [parameter_arn(a.keys_param(s.stack_name))]})
+    if a.auth == "signed" and a.signing_kms_key:
+        # An existing key: its own policy must delegate to IAM (the usual root statement) for this to count.
+        # (The stack's own key names this role in its key policy instead: no IAM statement, no cycle.)
+        statements.append({"Sid": "DecryptSigningKeys", "Effect": "Allow", "Action": ["kms:Decrypt"],
+                           "Resource": [a.signing_kms_key], "Condition": via_ssm()})
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+#: The template parameter deploy fills with the deployer's principal ARN patterns.
+KEY_USERS_PARAM = "SigningKeyUsers"
+#: What the account's IAM administrators may do with the signing key: manage it, never use it.
+#: (Without kms:PutKeyPolicy for the account KMS refuses the policy: it would lock everyone out.)
+KEY_ADMIN_ACTIONS = [
+    "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListGrants", "kms:ListKeyPolicies",
+    "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:EnableKey", "kms:DisableKey", "kms:EnableKeyRotation",
+    "kms:DisableKeyRotation", "kms:UpdateKeyDescription", "kms:TagResource", "kms:UntagResource",
+    "kms:RevokeGrant", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
+]
+
+
+def via_ssm() -> Doc:
+    """Only when SSM asks on the caller's behalf: the key cannot decrypt anything else for them."""
+    return {"StringEquals": {"kms:ViaService": _sub("ssm.${AWS::Region}.amazonaws.com")}}
+
+
+def signing_key_policy() -> Doc:
+    """The stack's signing key: the account administers it, only the API role and the deployer use it.
+
+    Anyone else with ssm:GetParameter (even kms:Decrypt on "*") gets AccessDenied
+    from KMS, unlike with the AWS-managed aws/ssm key.
+    """
+    root = _sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "AccountAdministersTheKey", "Effect": "Allow", "Principal": {"AWS": root},
+         "Action": KEY_ADMIN_ACTIONS, "Resource": "*"},
+        {"Sid": "ApiFunctionDecryptsThroughSsm", "Effect": "Allow",
+         "Principal": {"AWS": _att("ApiFunctionRole", "Arn")}, "Action": ["kms:Decrypt"], "Resource": "*",
+         "Condition": via_ssm()},
+        # The deployer writes the parameter (deploy) and reads it (`imgproc sign`); named by ARN pattern so
+        # an assumed role matches whatever its session name.
+        {"Sid": "DeployerUsesTheKeyThroughSsm", "Effect": "Allow", "Principal": {"AWS": root},
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
+         "Condition": {**via_ssm(), "ArnLike": {"aws:PrincipalArn": _ref(KEY_USERS_PARAM)}}},
+    ]}
+
+
+def signing_key_resources() -> Doc:
+    """The customer-managed KMS key for the key parameter, and the parameter listing who may use it."""
+    return {
+        "Parameters": {KEY_USERS_PARAM: {
+            "Type": "CommaDelimitedList", "Default": "",
+            "Description": "IAM principal ARN patterns that may use the signing key through SSM (deploy: the deployer)"}},
+        "Resources": {"SigningKey": {
+            # Retained: the parameter stays encrypted under it after `imgproc destroy`.
+            "Type": "AWS::KMS::Key", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+            "Properties": {"Description": "imgproc retrieval API: encrypts the signing-keys SSM parameter",
+                           "EnableKeyRotation": True, "KeyPolicy": signing_key_policy()}}},
+    }
+
+
+def principal_patterns(caller_arn: str) -> list[str]:
+    """``sts get-caller-identity`` ARN -> aws:PrincipalArn patterns naming that user or role.
+
+    An assumed-role session ``arn:aws:sts::123:assumed-role/Deployer/alice`` is the
+    role ``arn:aws:iam::123:role/Deployer`` (or ``role/<path>/Deployer``: STS drops the path).
+    """
+    parts = caller_arn.split(":", 5)
+    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        role = parts[5].split("/")[1]
+        base = f"arn:{parts[1]}:iam::{parts[4]}:role/"
+        return [f"{base}{role}", f"{base}*/{role}"]
+    return [caller_arn]
 
 
 def api_environment(s, a: ApiSettings, presets: tuple[str, ...]) -> dict[str, Any]:
@@ -215,6 +305,8 @@ def api_resources(s, presets: tuple[str, ...], a: ApiSettings) -> Doc:
     if a.auth == "signed":
         outputs["SigningKeysParam"] = {"Description": "SSM SecureString with the signing keys",
                                        "Value": a.keys_param(s.stack_name)}
+        outputs["SigningKmsKeyArn"] = {"Description": "KMS key encrypting the signing keys",
+                                       "Value": _att("SigningKey", "Arn") if a.creates_kms_key else a.signing_kms_key}
     else:
         resources["ApiUsagePlan"] = {"Type": "AWS::ApiGateway::UsagePlan", "DependsOn": ["ApiStage"], "Properties": {
             "UsagePlanName": fn_name,
@@ -227,7 +319,12 @@ def api_resources(s, presets: tuple[str, ...], a: ApiSettings) -> Doc:
             "KeyId": _ref("ApiClientKey"), "KeyType": "API_KEY", "UsagePlanId": _ref("ApiUsagePlan")}}
         outputs["ApiKeyId"] = {"Description": "aws apigateway get-api-key --include-value --api-key <id>",
                                "Value": _ref("ApiClientKey")}
-    return {"Resources": resources, "Outputs": outputs}
+    doc: Doc = {"Resources": resources, "Outputs": outputs}
+    if a.creates_kms_key:
+        key = signing_key_resources()
+        doc["Parameters"] = key["Parameters"]
+        resources.update(key["Resources"])
+    return doc
 
 
 def api_group(a: ApiSettings):

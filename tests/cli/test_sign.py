@@ -54,6 +54,14 @@ def test_offline_secret_prints_a_url_the_api_accepts(app):
     assert verdict(url, signing.single_key("another-secret-0123456789")) is Verdict.BAD_SIGNATURE
 
 
+def test_the_longest_url_sign_makes_is_the_longest_the_api_accepts(app):
+    result, url = sign(app, "thumb/a.jpg", "--secret", SECRET, "--expires", "366d")
+    assert result.exit_code == 0, result.output
+    assert verdict(url, signing.single_key(SECRET)) is Verdict.OK
+    result, _ = sign(app, "thumb/a.jpg", "--secret", SECRET, "--expires", "367d")
+    assert result.exit_code != 0 and "at most 366d" in result.output
+
+
 def test_relative_url_when_no_base_and_secret_from_the_environment(app):
     result, url = sign(app, "/images/web/Zürich café.jpg", "-e", "15m", env={"IMGPROC_SIGNING_SECRET": SECRET})
     assert result.exit_code == 0, result.output
@@ -110,13 +118,31 @@ def test_api_table_of_imgproc_toml_is_validated_and_used(app, tmp_path):
 
 def test_ensure_signing_keys_creates_once_and_never_overwrites(aws):
     ssm = boto3.client("ssm")
-    assert api_keys.ensure_signing_keys(ssm, "/imgproc/signing-keys") is True
+    assert api_keys.ensure_signing_keys(ssm, "/imgproc/signing-keys") == "created"
     param = ssm.get_parameter(Name="/imgproc/signing-keys", WithDecryption=True)["Parameter"]
     assert param["Type"] == "SecureString"
     ring = signing.parse_keyring(param["Value"], "ssm")
     assert len(ring.keys[ring.current]) >= 32
-    assert api_keys.ensure_signing_keys(ssm, "/imgproc/signing-keys") is False
+    assert api_keys.ensure_signing_keys(ssm, "/imgproc/signing-keys") == ""
     assert ssm.get_parameter(Name="/imgproc/signing-keys", WithDecryption=True)["Parameter"]["Value"] == param["Value"]
+
+
+def test_keys_under_the_aws_managed_key_move_to_the_stacks_key_unchanged(aws):
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name="/imgproc/signing-keys", Type="SecureString", Value=json.dumps(RING))  # aws/ssm
+    key = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
+    assert api_keys.ensure_signing_keys(ssm, "/imgproc/signing-keys", key) == "re-encrypted"
+    described = ssm.describe_parameters()["Parameters"][0]
+    assert described["KeyId"] == key
+    assert json.loads(ssm.get_parameter(Name="/imgproc/signing-keys", WithDecryption=True)["Parameter"]["Value"]) == RING
+    assert api_keys.ensure_signing_keys(ssm, "/imgproc/signing-keys", key) == ""
+
+
+def test_a_fresh_key_parameter_is_created_under_the_stacks_key(aws):
+    ssm = boto3.client("ssm")
+    key = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
+    assert api_keys.ensure_signing_keys(ssm, "/photos/signing-keys", key) == "created"
+    assert ssm.describe_parameters()["Parameters"][0]["KeyId"] == key
 
 
 def test_help_has_an_example(app):

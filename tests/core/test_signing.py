@@ -68,6 +68,37 @@ def test_missing_and_malformed_parameters(ring):
     assert signing.verify(path, {**good, "kid": "../etc"}, ring, now=NOW) is Verdict.MALFORMED
 
 
+def test_url_valid_for_centuries_is_refused_even_with_a_correct_signature(ring):
+    path = "/images/thumb/a.jpg"
+    year_33658 = 999_999_999_999  # what an attacker holding a key (or a careless script) would sign
+    forever = signing.sign(path, ring, expires=year_33658)
+    assert signing.verify(path, forever, ring, now=NOW) is Verdict.TOO_LONG
+    longest = signing.sign(path, ring, expires=NOW + signing.MAX_VALIDITY_SECONDS)
+    assert signing.verify(path, longest, ring, now=NOW) is Verdict.OK
+    beyond = signing.sign(path, ring, expires=NOW + signing.MAX_VALIDITY_SECONDS + signing.CLOCK_SKEW_SECONDS + 1)
+    assert signing.verify(path, beyond, ring, now=NOW) is Verdict.TOO_LONG
+
+
+@pytest.mark.parametrize("field, spelling", [
+    ("expires", "0{expires}"),  # leading zero: same number, another URL (and cache entry)
+    ("expires", "+{expires}"),
+    ("expires", " {expires}"),
+    ("expires", "{expires}\n"),  # a trailing newline slips through a `$` regex
+    ("expires", "{expires}.0"),
+    ("expires", "٣{expires}"),  # non-ASCII digit that int() would accept
+    ("sig", "{sig_upper}"),
+    ("sig", "{sig}\n"),
+    ("kid", "{kid}\n"),
+])
+def test_non_canonical_spellings_of_a_valid_url_are_refused(ring, field, spelling):
+    path = "/images/thumb/a.jpg"
+    query = signing.sign(path, ring, expires=NOW + 60)
+    assert signing.verify(path, query, ring, now=NOW) is Verdict.OK
+    query[field] = spelling.format(expires=query["expires"], sig=query["sig"], sig_upper=query["sig"].upper(),
+                                   kid=query["kid"])
+    assert signing.verify(path, query, ring, now=NOW) is Verdict.MALFORMED
+
+
 def test_rotation_old_and_new_keys_both_verify_then_the_old_one_is_retired(ring):
     path = "/images/thumb/a.jpg"
     old_url = signing.sign(path, ring, expires=NOW + 60)

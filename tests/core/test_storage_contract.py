@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from core.errors import StorageError, TransientStorageError
+from core.errors import SourceChanged, SourceTooLarge, StorageError, TransientStorageError
 from core.storage import LocalFolder, S3Bucket
 
 
@@ -44,6 +44,26 @@ def test_keys_lists_by_prefix(store):
     for key in ("in/1.jpg", "in/sub/2.jpg", "other/3.jpg"):
         store.write(key, b"x", "image/jpeg")
     assert sorted(store.keys("in/")) == ["in/1.jpg", "in/sub/2.jpg"]
+
+
+def test_read_pinned_to_an_etag_refuses_a_replaced_object(store):
+    store.write("x.jpg", b"examined", "image/jpeg")
+    etag = store.head("x.jpg").etag
+    assert store.read("x.jpg", etag=etag) == b"examined"
+    store.write("x.jpg", b"swapped in afterwards", "image/jpeg")
+    with pytest.raises(SourceChanged) as err:
+        store.read("x.jpg", etag=etag)
+    assert "x.jpg" in str(err.value) and err.value.transient  # a retry examines the new object
+
+
+def test_read_never_returns_more_than_max_bytes(store):
+    store.write("x.jpg", b"0123456789", "image/jpeg")
+    assert store.read("x.jpg", max_bytes=10) == b"0123456789"
+    with pytest.raises(SourceTooLarge) as err:
+        store.read("x.jpg", max_bytes=9)
+    assert "x.jpg" in str(err.value) and "9-byte limit" in str(err.value)
+    store.write("empty.jpg", b"", "image/jpeg")
+    assert store.read("empty.jpg", etag=store.head("empty.jpg").etag, max_bytes=9) == b""
 
 
 def test_reading_a_missing_key_is_a_storage_error(store):

@@ -73,6 +73,57 @@ def test_api_role_is_least_privilege():
     assert "ReadSigningKeys" not in statements(stack_doc("apikey"))
 
 
+def key_policy(doc: dict) -> dict[str, dict]:
+    policy = doc["Resources"]["SigningKey"]["Properties"]["KeyPolicy"]
+    return {st["Sid"]: st for st in policy["Statement"]}
+
+
+def test_signing_keys_are_encrypted_under_a_key_only_the_api_role_and_the_deployer_can_use():
+    doc = stack_doc()
+    key = doc["Resources"]["SigningKey"]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    policy = key_policy(doc)
+    via_ssm = {"StringEquals": {"kms:ViaService": {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}}}
+    # The account administers the key (KMS requires it) but cannot use it: no decrypt, no grants.
+    admin = policy["AccountAdministersTheKey"]
+    assert admin["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    assert "kms:PutKeyPolicy" in admin["Action"]
+    assert not {a for a in admin["Action"] if a.split(":")[1].startswith(("Decrypt", "Encrypt", "ReEncrypt",
+                                                                          "GenerateDataKey", "CreateGrant"))}
+    assert not any("*" in a for a in admin["Action"])
+    api = policy["ApiFunctionDecryptsThroughSsm"]
+    assert api["Principal"] == {"AWS": {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}}
+    assert api["Action"] == ["kms:Decrypt"] and api["Condition"] == via_ssm
+    deployer = policy["DeployerUsesTheKeyThroughSsm"]
+    assert deployer["Condition"]["ArnLike"] == {"aws:PrincipalArn": {"Ref": "SigningKeyUsers"}}
+    assert deployer["Condition"]["StringEquals"] == via_ssm["StringEquals"]
+    assert set(policy) == {"AccountAdministersTheKey", "ApiFunctionDecryptsThroughSsm", "DeployerUsesTheKeyThroughSsm"}
+    assert doc["Outputs"]["SigningKmsKeyArn"]["Value"] == {"Fn::GetAtt": ["SigningKey", "Arn"]}
+    assert "kms" not in json.dumps(statements(doc))  # the key policy grants the role; no IAM statement, no cycle
+
+
+def test_an_existing_kms_key_is_used_by_arn_and_no_key_is_created():
+    arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    doc = stack_doc(signing_kms_key=arn)
+    assert "SigningKey" not in doc["Resources"] and "SigningKeyUsers" not in doc.get("Parameters", {})
+    decrypt = statements(doc)["DecryptSigningKeys"]
+    assert decrypt["Action"] == ["kms:Decrypt"] and decrypt["Resource"] == [arn]
+    assert decrypt["Condition"]["StringEquals"]["kms:ViaService"] == {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}
+    assert doc["Outputs"]["SigningKmsKeyArn"]["Value"] == arn
+    assert "SigningKey" not in stack_doc("apikey")["Resources"]
+
+
+@pytest.mark.parametrize("caller, patterns", [
+    ("arn:aws:sts::123456789012:assumed-role/Deployer/alice",
+     ["arn:aws:iam::123456789012:role/Deployer", "arn:aws:iam::123456789012:role/*/Deployer"]),
+    ("arn:aws:iam::123456789012:user/ci", ["arn:aws:iam::123456789012:user/ci"]),
+])
+def test_the_deployer_is_named_by_its_role_not_its_session(caller, patterns):
+    from cli.deploy.template_api import principal_patterns
+
+    assert principal_patterns(caller) == patterns
+
+
 def test_api_key_mode_adds_a_usage_plan_and_requires_the_key():
     doc = stack_doc("apikey")
     res = doc["Resources"]
@@ -92,7 +143,8 @@ def test_a_changed_method_gets_a_new_deployment():
 @pytest.mark.parametrize("table, key", [
     ({"auth": "none"}, "api.auth"), ({"timeout": 60}, "api.timeout"), ({"memory": "big"}, "api.memory"),
     ({"stage": "prod-1"}, "api.stage"), ({"signing_keys_param": "has space"}, "api.signing_keys_param"),
-    ({"colour": 1}, "api.colour"), ({"inline_max_bytes": 6_000_000}, "api.inline_max_bytes"),
+    ({"colour": 1}, "api.colour"), ({"signing_kms_key": "alias/aws/ssm"}, "api.signing_kms_key"),
+    ({"signing_key_users": ["*"]}, "api.signing_key_users"), ({"inline_max_bytes": 6_000_000}, "api.inline_max_bytes"),
 ])
 def test_bad_api_settings_name_the_key_and_file(table, key):
     with pytest.raises(ConfigError) as info:
@@ -170,6 +222,9 @@ def test_deploy_api_then_sign_then_the_function_serves_the_url(moto_server, tmp_
     deployed = run("deploy", "--api", "--yes")
     assert "ApiUrl" in deployed.stdout and "created SSM SecureString /imgproc/signing-keys" in deployed.stderr
     assert "No changes" in run("deploy", "--api", "--yes").stdout
+    key_arn = boto3.client("cloudformation").describe_stacks(StackName="imgproc")["Stacks"][0]["Outputs"]
+    key_arn = {o["OutputKey"]: o["OutputValue"] for o in key_arn}["SigningKmsKeyArn"]
+    assert boto3.client("ssm").describe_parameters()["Parameters"][0]["KeyId"] == key_arn  # not aws/ssm
     with zipfile.ZipFile(tmp_path / "build" / "imgproc-lambda-x86_64.zip") as z:
         # lambda_entry.api_handler imports lambda_api: without it the API function cannot start.
         assert "lambda_api.py" in z.namelist()

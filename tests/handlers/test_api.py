@@ -300,6 +300,113 @@ def test_missing_key_parameter_fails_closed(api, capsys, lambda_context):
     assert log["level"] == "ERROR" and PARAM in log["error"]["message"]
 
 
+def test_correctly_signed_url_valid_until_year_33658_is_refused(api, capsys, lambda_context):
+    response, log = call(event(expires=999_999_999_999), capsys, lambda_context)  # a leaked key's forever-URL
+    forbidden(response)
+    assert log["reason"] == "too_long"
+    longest = int(time.time()) + signing.MAX_VALIDITY_SECONDS - 60  # what `imgproc sign --expires 366d` makes
+    assert call(event(expires=longest), capsys, lambda_context)[0]["statusCode"] == 200
+
+
+def test_leading_zero_spelling_of_a_signed_url_is_refused(api, capsys, lambda_context):
+    e = event()
+    e["queryStringParameters"]["expires"] = "0" + e["queryStringParameters"]["expires"]
+    response, log = call(e, capsys, lambda_context)
+    forbidden(response)
+    assert log["reason"] == "malformed"
+
+
+def count_ssm_reads(raise_code=None):
+    """Count GetParameter calls on the handler's SSM client; optionally fail each with ``raise_code``."""
+    from botocore.exceptions import ClientError
+
+    calls = []
+
+    def hook(**kwargs):
+        calls.append(1)
+        if raise_code:
+            raise ClientError({"Error": {"Code": raise_code, "Message": "rate exceeded"}}, "GetParameter")
+
+    lambda_api._client("ssm").meta.events.register("before-call.ssm.GetParameter", hook)
+    return calls
+
+
+class Clock:
+    """Stands in for lambda_api._clock so a test can step through the SSM backoff."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def garbled_queries():
+    good = signing.sign(signing.canonical_path("thumb", SOURCE), ring(), int(time.time()) + 300)
+    return [{}, {"sig": "f" * 64}, {**good, "sig": "xyz"}, {**good, "expires": "0" + good["expires"]},
+            {**good, "expires": "999999999999"}, {**good, "kid": "../../etc"}, {**good, "sig": good["sig"].upper()}]
+
+
+def test_unsigned_flood_is_refused_without_reading_ssm(api, capsys, lambda_context):
+    boto3.client("ssm").delete_parameter(Name=PARAM)  # even a broken key store must not turn these into 500s
+    calls = count_ssm_reads()
+    for _ in range(20):
+        for query in garbled_queries():
+            response, log = call(event(query=query), capsys, lambda_context)
+            forbidden(response)
+    assert calls == []
+
+
+def test_failed_ssm_read_is_not_repeated_on_every_request(api, capsys, lambda_context, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(lambda_api, "_clock", clock)
+    boto3.client("ssm").delete_parameter(Name=PARAM)
+    calls = count_ssm_reads()
+    for _ in range(10):
+        response, log = call(event(), capsys, lambda_context)
+        assert response["statusCode"] == 500 and PARAM in log["error"]["message"]
+    assert len(calls) == 1  # the failure is remembered
+    clock.now += lambda_api.KEY_RETRY_MIN_SECONDS
+    call(event(), capsys, lambda_context)
+    assert len(calls) == 2  # retried once the backoff passed ...
+    clock.now += lambda_api.KEY_RETRY_MIN_SECONDS
+    call(event(), capsys, lambda_context)
+    assert len(calls) == 2  # ... which doubled after the second failure
+    boto3.client("ssm").put_parameter(Name=PARAM, Type="SecureString", Value=json.dumps({"k1": K1}))
+    clock.now += lambda_api.KEY_RETRY_MIN_SECONDS
+    assert call(event(), capsys, lambda_context)[0]["statusCode"] == 200  # recovered without a cold start
+    assert len(calls) == 3
+
+
+def test_throttled_ssm_answers_503_and_backs_off_up_to_a_minute(api, capsys, lambda_context, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(lambda_api, "_clock", clock)
+    calls = count_ssm_reads(raise_code="ThrottlingException")
+    for _ in range(10):  # ten failures in a row, each after its backoff has passed
+        for _ in range(5):
+            response, log = call(event(), capsys, lambda_context)
+            assert response["statusCode"] == 503 and response["headers"]["Retry-After"]
+            assert json.loads(response["body"]) == {"error": "try again later"}
+        clock.now += lambda_api.KEY_RETRY_MAX_SECONDS
+    assert len(calls) == 10
+    clock.now -= 1  # 59 s after the tenth failure: still backing off
+    call(event(), capsys, lambda_context)
+    assert len(calls) == 10
+    clock.now += 1  # the backoff is capped at KEY_RETRY_MAX_SECONDS
+    call(event(), capsys, lambda_context)
+    assert len(calls) == 11
+
+
+def test_failed_refresh_keeps_serving_with_the_known_keys(api, capsys, lambda_context, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(lambda_api, "_clock", clock)
+    assert call(event(), capsys, lambda_context)[0]["statusCode"] == 200  # keys cached
+    calls = count_ssm_reads(raise_code="ThrottlingException")
+    forbidden(call(event(keys=ring(k9=K2)), capsys, lambda_context)[0])  # unknown kid: refresh fails -> 403
+    assert call(event(), capsys, lambda_context)[0]["statusCode"] == 302  # k1 URLs still work
+    assert len(calls) == 1
+
+
 def test_api_key_mode_trusts_the_gateway_but_needs_its_key(api, capsys, lambda_context, monkeypatch):
     monkeypatch.setenv("IMGPROC_AUTH", "apikey")
     monkeypatch.delenv("IMGPROC_SIGNING_KEYS_PARAM")

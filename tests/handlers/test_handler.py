@@ -213,6 +213,72 @@ def test_source_too_large_is_refused_before_download(s3, lambda_context, capsys,
     assert gets == [] and output_keys(s3) == []
 
 
+def source_gets(client):
+    """What each GetObject of the handler's client asked for and how many bytes S3 sent back."""
+    gets = []
+    client.meta.events.register("before-parameter-build.s3.GetObject",
+                                lambda params, **kw: gets.append({"if_match": params.get("IfMatch"),
+                                                                  "range": params.get("Range"), "bytes": 0}))
+    client.meta.events.register("after-call.s3.GetObject",
+                                lambda parsed, **kw: gets[-1].update(bytes=int(parsed.get("ContentLength") or 0)))
+    return gets
+
+
+def after_source_head(client, action):
+    """Run ``action(parsed)`` right after the handler's first HeadObject of a source in the input bucket."""
+    state = {"source": False, "done": False}
+
+    def before(params, **kw):
+        state["source"] = params.get("Bucket") == IN
+
+    def after(parsed, **kw):
+        if state["source"] and not state["done"]:
+            state["done"] = True
+            action(parsed)
+
+    client.meta.events.register("before-parameter-build.s3.HeadObject", before)
+    client.meta.events.register("after-call.s3.HeadObject", after)
+
+
+def test_source_swapped_for_a_huge_one_after_its_size_check_is_not_downloaded(s3, lambda_context, capsys,
+                                                                              monkeypatch):
+    monkeypatch.setenv("IMGPROC_MAX_SOURCE_BYTES", "100000")
+    upload(s3, "uploads/swap.jpg", encode(photo(320, 240)))
+    handler_s3 = lambda_entry.runtime().client("s3")
+    gets = source_gets(handler_s3)
+    huge = b"\xff\xd8" + bytes(2_000_000)  # the attacker's replacement, between HeadObject and GetObject
+    after_source_head(handler_s3, lambda parsed: s3.put_object(Bucket=IN, Key="uploads/swap.jpg", Body=huge))
+
+    with pytest.raises(lambda_entry.RetryableFailure):
+        lambda_entry.handler(put_event(IN, ["uploads/swap.jpg"]), lambda_context)
+    (line,), _ = split_lines(capsys)
+
+    assert line["outcome"] == "failed" and line["error"]["type"] == "SourceChanged"
+    assert line["error"]["transient"] is True  # Lambda retries: the retry examines the new object
+    assert gets and all(g["bytes"] == 0 and g["if_match"] for g in gets) and output_keys(s3) == []
+    # The retry HEADs the replacement and refuses it by size, before downloading a byte.
+    result, (line,), _ = invoke(put_event(IN, ["uploads/swap.jpg"]), lambda_context, capsys)
+    assert result["failed"] == 1 and line["error"]["type"] == "SourceTooLarge"
+    assert all(g["bytes"] == 0 for g in gets)
+
+
+def test_source_larger_than_its_head_said_is_cut_off_at_the_limit(s3, lambda_context, capsys, monkeypatch):
+    # A store that answers HeadObject with a stale size (or ignores If-Match) must still not make the
+    # handler download more than the limit: GetObject asks for at most limit + 1 bytes.
+    monkeypatch.setenv("IMGPROC_MAX_SOURCE_BYTES", "100000")
+    upload(s3, "uploads/grown.jpg", b"\xff\xd8" + bytes(2_000_000))
+    handler_s3 = lambda_entry.runtime().client("s3")
+    gets = source_gets(handler_s3)
+    after_source_head(handler_s3, lambda parsed: parsed.update(ContentLength=5000))
+
+    result, (line,), _ = invoke(put_event(IN, ["uploads/grown.jpg"]), lambda_context, capsys)
+
+    assert result["failed"] == 1 and line["error"]["type"] == "SourceTooLarge"
+    assert "100,000-byte limit" in line["error"]["message"]
+    assert [g["range"] for g in gets] == ["bytes=0-100000"] and gets[0]["bytes"] == 100_001
+    assert output_keys(s3) == []
+
+
 def test_test_event_and_removed_objects_are_ignored(s3, lambda_context, capsys):
     result, lines, emf = invoke(load_event("moto-test-event.json"), lambda_context, capsys)
     assert result == {"ok": 0, "failed": 0, "skipped": 0}

@@ -59,7 +59,10 @@ def test_a_throttled_get_object_raises_after_every_record_is_handled(env, lambda
                       {"Bucket": IN, "Key": "b.jpg"})
     for _ in RENDITIONS:
         stub.add_client_error("head_object", "404", "Not Found", 404)
-    stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(data), len(data))}, {"Bucket": IN, "Key": "b.jpg"})
+    # pinned to the ETag HeadObject saw and to one byte over the size limit
+    limit = builtin_config().limits.max_source_bytes
+    stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(data), len(data))},
+                      {"Bucket": IN, "Key": "b.jpg", "IfMatch": '"bbb"', "Range": f"bytes=0-{limit}"})
     for r in RENDITIONS:
         stub.add_response("put_object", {"ETag": '"x"'}, {
             "Bucket": OUT, "Key": f"{r.name}/b.{r.ext}", "Body": ANY, "ContentType": r.content_type,
