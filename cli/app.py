@@ -67,6 +67,55 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _escaped(text: str | None) -> str | None:
+    from rich.markup import escape
+
+    return escape(text) if text else text
+
+
+def _escape_help(app: typer.Typer) -> None:
+    """Help is plain text: escape it once so rich shows `[deploy].stack_name` instead of eating `[deploy]`."""
+    import inspect
+    import typing
+
+    from typer.models import ArgumentInfo, OptionInfo
+
+    for info in app.registered_commands:
+        callback = info.callback
+        if callback is None or getattr(callback, "_help_escaped", False):
+            continue
+        info.help = _escaped(info.help or inspect.getdoc(callback))
+        hints = typing.get_type_hints(callback, include_extras=True)
+        # Under `from __future__ import annotations` every evaluation makes new Option objects:
+        # keep the evaluated ones, so the objects escaped here are the ones Typer reads.
+        callback.__annotations__ = hints
+        defaults = [p.default for p in inspect.signature(callback).parameters.values()]
+        metadata = [m for h in hints.values() for m in getattr(h, "__metadata__", ())]
+        for param in (*metadata, *defaults):
+            # Option declarations are shared between commands: escape each object once.
+            if isinstance(param, (OptionInfo, ArgumentInfo)) and not getattr(param, "_help_escaped", False):
+                param.help = _escaped(param.help)
+                param._help_escaped = True  # type: ignore[attr-defined]  # our marker on Typer's object
+        callback._help_escaped = True  # type: ignore[attr-defined]  # our marker: build() may run twice
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            _escape_help(group.typer_instance)
+
+
+def _usage_metavar(self: Any, ctx: click.Context, *, usage: bool = False) -> str:
+    """SRC, as click and man pages write a required argument, not Typer's {src}."""
+    var = _typer_make_metavar(self, ctx, usage=usage)
+    if usage and var.startswith("{") and var.endswith("}"):
+        return var[1:-1].upper()
+    return str(var)
+
+
+# Typer (0.2x) wraps required arguments in braces in usage lines, which reads like a template
+# placeholder; a subclass cannot be passed through typer.Argument, so the method is replaced here.
+_typer_make_metavar = typer.core.TyperArgument.make_metavar
+typer.core.TyperArgument.make_metavar = _usage_metavar  # type: ignore[method-assign]  # see comment above
+
+
 def _guard_all(app: typer.Typer) -> None:
     for info in app.registered_commands:
         if info.callback is not None:
@@ -82,12 +131,13 @@ def build(command: str | None = None) -> typer.Typer:
         name="imgproc",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
-        rich_markup_mode=None,  # help text is shown as written: [deploy].stack_name keeps its brackets
+        rich_markup_mode="rich",  # help is escaped at registration (_escape_help): shown as written
     )
     app.callback()(_root)
     owners = [m for m, commands in COMMAND_MODULES.items() if command in commands]
     for module in owners or COMMAND_MODULES:
         importlib.import_module(f"cli.commands.{module}").register(app)
+    _escape_help(app)
     _guard_all(app)
     return app
 

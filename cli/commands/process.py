@@ -176,7 +176,7 @@ def render_dry_run(summary: Summary, console: Console) -> None:
 
 
 def process(
-    src: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively).", show_default=False, metavar="SRC")],
+    src: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively).", show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Output folder. Default: SRC-processed beside SRC.",
                                             show_default=False)] = None,
     preset: Annotated[list[str] | None, typer.Option("--preset", "-p", metavar="NAME", help="Preset to apply (repeatable). Default: all.",

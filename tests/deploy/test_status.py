@@ -77,7 +77,7 @@ def test_repair_on_an_https_endpoint_applies_the_tls_only_policy_from_the_deploy
 
     from cli.aws.target import AwsTarget
     from cli.deploy.settings import DeploySettings
-    from cli.deploy.stack import load_deployed, wiring_checks
+    from cli.deploy.wiring import load_deployed, wiring_checks
     from cli.deploy.template import render, template
 
     target = AwsTarget(region="us-east-1")
