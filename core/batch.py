@@ -146,7 +146,7 @@ def run_job(src: Path, out: Path, job: Job, renditions: tuple[Rendition, ...], l
         limits.check_source_size(stat[0], job.relative)  # before reading it into memory
         data = path.read_bytes()
         result = render(data, renditions, limits, name=job.relative)
-        paths = dict(zip((r.label for r in renditions), job.outputs))
+        paths = dict(zip((r.label for r in renditions), job.outputs, strict=True))
         records = []
         for output in result.outputs:
             rel_out = paths[output.rendition.label]

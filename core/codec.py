@@ -12,8 +12,8 @@ import functools
 import io
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from PIL import Image, ImageCms, ImageMath, UnidentifiedImageError, features
 
@@ -195,7 +195,7 @@ def decoder_orients(pil_format: str) -> bool:
         with Image.open(io.BytesIO(buf.getvalue())) as probe:
             probe.load()
             return probe.size == (1, 2)
-    except Exception:  # no encoder for it, or no EXIF support: nothing was turned
+    except Exception:  # noqa: BLE001 - no encoder for it, or no EXIF support: nothing was turned
         return False
 
 

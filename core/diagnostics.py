@@ -19,6 +19,7 @@ import sys
 import tempfile
 import warnings
 from types import TracebackType
+from typing import IO
 
 from core.errors import ImgprocError
 
@@ -41,15 +42,17 @@ class Captured:
         self._warnings = warnings.catch_warnings(record=True)
         self._caught: list[warnings.WarningMessage] = []
         self._saved_fd: int | None = None
-        self._sink = None
+        self._sink: IO[bytes] | None = None
 
-    def __enter__(self) -> "Captured":
+    def __enter__(self) -> Captured:
         self._caught = self._warnings.__enter__()
         warnings.simplefilter("always")  # every occurrence; duplicates are merged below
         self._redirect_stderr()
         return self
 
-    def __exit__(self, exc_type, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         written = self._restore_stderr()
         self._warnings.__exit__(exc_type, exc, tb)
         texts = [str(w.message) for w in self._caught] + written
@@ -63,8 +66,9 @@ class Captured:
             saved = os.dup(2)
         except (OSError, ValueError, AttributeError):
             return  # no descriptor 2 to protect (a daemon, a closed stderr)
-        self._sink = tempfile.TemporaryFile()
-        os.dup2(self._sink.fileno(), 2)
+        sink = tempfile.TemporaryFile()
+        os.dup2(sink.fileno(), 2)
+        self._sink = sink
         self._saved_fd = saved
 
     def _restore_stderr(self) -> list[str]:
@@ -93,5 +97,5 @@ def _merge(name: str, texts: list[str]) -> tuple[str, ...]:
             counts[text] = counts.get(text, 0) + 1
     lines = [f"{name}: {text}" + (f" ({n} times)" if n > 1 else "") for text, n in counts.items()]
     if len(lines) > MAX_LINES:
-        lines = lines[:MAX_LINES] + [f"{name}: ... and {len(lines) - MAX_LINES} more kinds of warning"]
+        lines = [*lines[:MAX_LINES], f"{name}: ... and {len(lines) - MAX_LINES} more kinds of warning"]
     return tuple(lines)

@@ -130,7 +130,7 @@ def process_object(
         _process(source, key, output, job, record, labeler)
     except Exception as exc:  # one image's failure must not stop the others
         failed(record, exc)
-        if getattr(exc, "warnings", ()):
+        if isinstance(exc, ImgprocError) and exc.warnings:
             record["warnings"] = list(exc.warnings)
     record["ms"]["total"] = _ms(started)
     return record

@@ -406,7 +406,7 @@ def builtin_config() -> Config:
     return _BUILTIN
 
 
-ENGINE_VERSION = "2"  # bump when the same recipe starts producing different bytes
+ENGINE_VERSION = "3"  # bump when the same recipe starts producing different bytes
 
 
 def recipe_hash(renditions: tuple[Rendition, ...]) -> str:

@@ -74,7 +74,8 @@ def package(
         built = pkg.build(dest, arch_name, ctx.config_path)
     console = Console(highlight=False)
     console.print(f"[green]built[/] {built.path}  {human_bytes(built.size)}  {built.files} files  "
-                  f"Pillow {built.pillow} {pkg.RUNTIME}/{built.arch}", soft_wrap=True)
+                  f"Pillow {built.pillow}{''.join(f' + {p}' for p in built.plugins)} {pkg.RUNTIME}/{built.arch}",
+                  soft_wrap=True)
     console.print(f"sha256 {built.sha256}", soft_wrap=True)
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -46,6 +47,11 @@ class Summary:
         return rows
 
     @property
+    def warnings(self) -> list[str]:
+        """Codec warnings, one line per distinct message per file, naming the file."""
+        return [line for r in self.results for line in r.warnings]
+
+    @property
     def skipped(self) -> int:
         return len(self.plan.unchanged) + len(self.plan.not_images)
 
@@ -54,15 +60,17 @@ class Summary:
             "processed": len(self.processed),
             "skipped": self.skipped,
             "failed": [{"path": p, "error": msg, "type": kind} for p, kind, msg in self.failed],
+            "warnings": self.warnings,
+            # Every file written, including the renditions of a source whose other rendition failed.
             "outputs": [
                 {"source": str(self.src / r.relative), "path": str(self.out / o.path), "width": o.width,
                  "height": o.height, "format": o.format, "bytes": o.bytes}
-                for r in self.processed for o in r.outputs
+                for r in self.results for o in r.outputs
             ],
             "unchanged": len(self.plan.unchanged),
             "not_images": len(self.plan.not_images),
             "bytes_in": sum(r.source_bytes for r in self.processed),
-            "bytes_out": sum(o.bytes for r in self.processed for o in r.outputs),
+            "bytes_out": sum(o.bytes for r in self.results for o in r.outputs),
             "seconds": round(self.seconds, 3),
         }
 
@@ -136,6 +144,8 @@ def execute(summary: Summary, renditions, limits, workers: int, console: Console
 
 def render_summary(summary: Summary, console: Console) -> None:
     data = summary.to_json()
+    for line in summary.warnings:
+        console.print(f"[yellow]warning[/] {escape(line)}", soft_wrap=True)
     for _path, _kind, message in summary.failed:
         console.print(f"[red]failed[/] {message}", soft_wrap=True)
     table = Table(title="imgproc process", show_header=False, title_justify="left")

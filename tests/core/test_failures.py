@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import io
 import random
 import struct
 import zlib
 
 import pytest
+from imaging import decode, encode, photo
 from PIL import Image
 
 from core import batch, errors
@@ -24,7 +24,6 @@ from core.jobs import Job, process_object
 from core.pipeline import render
 from core.recipe import Limits, Rendition
 from core.storage import LocalFolder
-from imaging import decode, encode, photo
 
 LIMITS = Limits()
 PNG_OUT = (Rendition(name="t", format="png"),)

@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from imaging import decode, encode, photo, psnr, reference_resize
 from PIL import Image
 
 from core import batch, errors, plugins
 from core.pipeline import render
 from core.recipe import Limits, Rendition, builtin_config
-from imaging import decode, encode, photo, psnr, reference_resize
 
 pillow_heif = pytest.importorskip("pillow_heif")
 
@@ -98,7 +98,7 @@ def test_heif_can_be_left_out_of_the_allowed_inputs():
 
 def test_heif_without_the_plugin_says_what_to_install(monkeypatch):
     monkeypatch.setattr(plugins, "_register_heif", lambda: False)
-    with pytest.raises(errors.UnsupportedFormat, match="a.heic: HEIF/HEIC input needs the pillow-heif package"):
+    with pytest.raises(errors.UnsupportedFormat, match=r"a\.heic: HEIF/HEIC input needs the pillow-heif package"):
         render(plain_heic(), (Rendition(name="t"),), LIMITS, "a.heic")
 
 

@@ -126,3 +126,4 @@ def test_package_command_reports_size_and_sha(tmp_path):
     zip_path = tmp_path / "out" / "lambda.zip"
     assert hashlib.sha256(zip_path.read_bytes()).hexdigest() in proc.stdout
     assert "MiB" in proc.stdout and "python3.12/x86_64" in proc.stdout
+    assert "Pillow " in proc.stdout and " + pillow-heif " in proc.stdout

@@ -16,7 +16,7 @@ import zipfile
 import pytest
 from PIL import Image
 
-from cli import package as pkg
+from cli.deploy import package as pkg
 
 pillow_heif = pytest.importorskip("pillow_heif")
 HEIF_VERSION = importlib.metadata.version("pillow-heif")
