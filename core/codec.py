@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, UnidentifiedImageError, features
 
+from core import lowmem
 from core.errors import (
     ByteBudgetExceeded,
     CodecUnavailable,
@@ -113,6 +114,10 @@ def check_frames(info: SourceInfo, limits: Limits, name: str) -> None:
 
 
 def _orientation(img: Image.Image) -> int:
+    if img.format == "PNG" and "exif" not in img.info:
+        # Pillow finds an eXIf chunk stored after the pixels only by decoding them
+        # all: that would happen before the memory budget is checked.
+        return 1
     try:
         value = img.getexif().get(_ORIENTATION_TAG, 1)
     except Exception:  # a broken EXIF block must not sink an otherwise good photo
@@ -161,10 +166,10 @@ def to_working_mode(img: Image.Image) -> tuple[Image.Image, bytes | None]:
     if mode == "CMYK":
         return _cmyk_to_rgb(img, icc), None
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit samples: divide by 257 to map 0..65535 onto 0..255.
-        return img.convert("I").point(lambda v: v / 257).convert("L"), icc
+        # 16-bit samples: divide by 257 to map 0..65535 onto 0..255 (in bands: fewer copies).
+        return lowmem.high_bit_to_l(img), icc
     if mode == "F":
-        return img.point(lambda v: v * 255).convert("L"), icc
+        return lowmem.high_bit_to_l(img), icc
     if mode in ("1",):
         return img.convert("L"), icc
     if mode in ("LA", "La", "PA") or (mode == "P" and "transparency" in img.info):

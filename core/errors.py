@@ -74,6 +74,10 @@ class CorruptImage(RefusedSource):
     """The source looks like an image but cannot be decoded."""
 
 
+class MemoryBudgetExceeded(RefusedSource):
+    """Decoding the source would need more memory than limits.max_memory_mb (estimated from its header)."""
+
+
 # --- producing an output ----------------------------------------------------
 
 
