@@ -104,32 +104,3 @@ class TransientStorageError(StorageError):
     """A storage call failed in a way a retry may fix (throttling, a 5xx)."""
 
     transient = True
-
-
-# --- cloud operations (the CLI's AWS commands) -----------------------------------
-
-
-class PackageError(ImgprocError):
-    """The Lambda package cannot be built or fails its checks."""
-
-
-class DeployError(ImgprocError):
-    """A CloudFormation or AWS call needed by deploy/status/push/destroy failed."""
-
-
-class LogTargetNotFound(ImgprocError):
-    """The stack, its LogGroupName output or the log group does not exist."""
-
-
-class LogsUnavailable(ImgprocError):
-    """CloudWatch Logs refused or failed a read (permissions, throttling, network)."""
-
-
-class TransientLogsError(LogsUnavailable):
-    """A read that may work later: throttled, a 5xx, or a dropped connection."""
-
-    transient = True
-
-
-class Throttled(TransientLogsError):
-    """FilterLogEvents still throttled after botocore's own retries."""

@@ -1,16 +1,11 @@
 """Fixtures shared across the suite: fake AWS credentials, moto (in-process and
-server), a Lambda context, and event loading."""
+server) and a Lambda context. Helpers that tests import live in tests/support/."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REGION = "us-east-1"
+from testdata import REGION, LambdaContext
 
 
 @pytest.fixture(autouse=True)
@@ -57,33 +52,6 @@ def moto_server(moto_server_url, monkeypatch):
     yield moto_server_url
 
 
-class LambdaContext:
-    """The attributes of the Lambda context object our handlers read."""
-
-    function_name = "imgproc-test"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:imgproc-test"
-    aws_request_id = "6f1c1e7e-0000-4000-8000-000000000001"
-    log_group_name = "/aws/lambda/imgproc-test"
-    log_stream_name = "2026/11/26/[$LATEST]0123456789abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
 @pytest.fixture
 def lambda_context():
     return LambdaContext()
-
-
-def load_event(name: str) -> dict:
-    """A captured event JSON from tests/fixtures/events/."""
-    return json.loads((FIXTURES / "events" / name).read_text(encoding="utf-8"))
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    """The environment for running `imgproc` as a subprocess in tests."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update(extra)
-    return env

@@ -1,0 +1,225 @@
+"""`imgproc process`: run presets over a local folder, on every core, incrementally."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.commands.options import ConfigOpt
+from cli.console import ExitCode, err_console, human_bytes, load_config
+from cli.errors import fail
+from core import batch
+from core.codec import check_codecs
+from core.errors import ImgprocError
+from core.recipe import Limits, Rendition
+
+
+@dataclass
+class Summary:
+    plan: batch.Plan
+    src: Path
+    out: Path
+    results: list[batch.FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def processed(self) -> list[batch.FileResult]:
+        return [r for r in self.results if r.ok]
+
+    @property
+    def failed(self) -> list[tuple[str, str, str]]:
+        """(source path, error type, message) for collisions and failed renders."""
+        rows = [(str(self.src / rel), "OutputCollision", msg) for rel, msg in self.plan.collisions]
+        rows += [(str(self.src / r.relative), r.error_type or "", r.error or "") for r in self.results if not r.ok]
+        return rows
+
+    @property
+    def skipped(self) -> int:
+        return len(self.plan.unchanged) + len(self.plan.not_images)
+
+    def to_json(self) -> dict:
+        return {
+            "processed": len(self.processed),
+            "skipped": self.skipped,
+            "failed": [{"path": p, "error": msg, "type": kind} for p, kind, msg in self.failed],
+            "outputs": [
+                {"source": str(self.src / r.relative), "path": str(self.out / o.path), "width": o.width,
+                 "height": o.height, "format": o.format, "bytes": o.bytes}
+                for r in self.processed for o in r.outputs
+            ],
+            "unchanged": len(self.plan.unchanged),
+            "not_images": len(self.plan.not_images),
+            "bytes_in": sum(r.source_bytes for r in self.processed),
+            "bytes_out": sum(o.bytes for r in self.processed for o in r.outputs),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# --- running jobs ------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _init_worker(src: Path, out: Path, renditions: tuple[Rendition, ...], limits: Limits) -> None:
+    # Ctrl-C is the parent's to handle: workers finish their file, the parent stops handing out more.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Sent once per worker process instead of with every file.
+    _WORKER.update(src=src, out=out, renditions=renditions, limits=limits)
+
+
+def _work(job: batch.Job) -> batch.FileResult:
+    w = _WORKER
+    return batch.run_job(w["src"], w["out"], job, w["renditions"], w["limits"])
+
+
+def run_jobs(
+    jobs: tuple[batch.Job, ...], src: Path, out: Path, renditions: tuple[Rendition, ...], limits: Limits, workers: int
+) -> Iterator[batch.FileResult]:
+    """Results as they finish; in-process for one worker (simpler to debug, no pool start-up)."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield batch.run_job(src, out, job, renditions, limits)
+        return
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(src, out, renditions, limits)) as pool:
+        futures = [pool.submit(_work, job) for job in jobs]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]processing"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} img/s"), TimeElapsedColumn(),
+        console=console, transient=True,
+    )
+
+
+def execute(summary: Summary, renditions, limits, workers: int, console: Console) -> None:
+    """Run the plan with a progress bar, recording results and updating the manifest."""
+    manifest = batch.load_manifest(summary.out)
+    started = time.perf_counter()
+    try:
+        with _progress(console) as progress:
+            task = progress.add_task("process", total=len(summary.plan.jobs), rate="-")
+            for result in run_jobs(summary.plan.jobs, summary.src, summary.out, renditions, limits, workers):
+                summary.results.append(result)
+                if result.ok:
+                    manifest[result.relative] = batch.manifest_entry(result, summary.plan.recipe)
+                else:
+                    manifest.pop(result.relative, None)
+                elapsed = max(1e-9, time.perf_counter() - started)
+                progress.update(task, advance=1, rate=f"{len(summary.results) / elapsed:.1f}")
+    finally:
+        summary.seconds = time.perf_counter() - started
+        if summary.results:
+            batch.save_manifest(summary.out, manifest)
+
+
+# --- rendering ---------------------------------------------------------------
+
+
+def render_summary(summary: Summary, console: Console) -> None:
+    data = summary.to_json()
+    for _path, _kind, message in summary.failed:
+        console.print(f"[red]failed[/] {message}", soft_wrap=True)
+    table = Table(title="imgproc process", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rate = data["processed"] / summary.seconds if summary.seconds else 0
+    table.add_row("output", str(summary.out))
+    table.add_row("processed", str(data["processed"]))
+    table.add_row("skipped", f"{data['skipped']} ({data['unchanged']} up to date, {data['not_images']} not images)")
+    table.add_row("failed", f"[red]{len(data['failed'])}[/]" if data["failed"] else "0")
+    table.add_row("bytes in → out", f"{human_bytes(data['bytes_in'])} → {human_bytes(data['bytes_out'])}")
+    table.add_row("time", f"{summary.seconds:.2f} s ({rate:.1f} images/s)")
+    console.print(table)
+
+
+def render_dry_run(summary: Summary, console: Console) -> None:
+    for job in summary.plan.jobs:
+        for path in job.outputs:
+            console.print(f"{summary.src / job.relative} → {summary.out / path}", soft_wrap=True, highlight=False)
+    console.print(
+        f"dry run: {len(summary.plan.jobs)} to process, {len(summary.plan.unchanged)} up to date, "
+        f"{len(summary.plan.not_images)} not images, {len(summary.plan.collisions)} collisions; nothing written",
+        highlight=False,
+    )
+
+
+# --- the command -------------------------------------------------------------
+
+
+def process(
+    src: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively).", show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Output folder. Default: SRC-processed beside SRC.",
+                                            show_default=False)] = None,
+    preset: Annotated[list[str] | None, typer.Option("--preset", "-p", metavar="NAME", help="Preset to apply (repeatable). Default: all.",
+                                                     show_default=False)] = None,
+    config: ConfigOpt = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parallel workers. Default: every core.",
+                                             show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo files whose outputs are up to date.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be written; write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout instead of the table.")] = False,
+) -> None:
+    """Apply presets to every image under SRC and write the renditions to OUT.
+
+    Writes OUT/<relative path>/<stem>-<rendition>.<ext>. Reruns skip sources whose
+    outputs are up to date for the same recipe. Exit code 0 when every file
+    succeeded, 1 when any failed, 2 for a usage or config error.
+
+    Example:
+
+        imgproc process ./photos -o ./web --preset thumb --preset web --jobs 4
+    """
+    src, out = _resolve_folders(src, out)
+    cfg = load_config(config)
+    try:
+        renditions = cfg.select(preset)
+        check_codecs(renditions)
+    except ImgprocError as exc:
+        fail(str(exc))
+    stdout = Console(highlight=False)
+    summary = Summary(batch.plan(src, out, renditions, batch.load_manifest(out), force), src, out)
+    if dry_run:
+        render_dry_run(summary, stdout)
+        raise typer.Exit(int(ExitCode.OK))
+    try:
+        execute(summary, renditions, cfg.limits, jobs or os.cpu_count() or 1, err_console())
+    except KeyboardInterrupt:
+        fail("interrupted; finished outputs are kept, nothing half-written", ExitCode.INTERRUPTED)
+    if as_json:
+        print(json.dumps(summary.to_json(), indent=2))
+    else:
+        render_summary(summary, stdout)
+    raise typer.Exit(int(ExitCode.FAILED if summary.failed else ExitCode.OK))
+
+
+def _resolve_folders(src: Path, out: Path | None) -> tuple[Path, Path]:
+    if not src.is_dir():
+        fail(f"{src}: no such folder" if not src.exists() else f"{src}: not a folder")
+    src = src.resolve()
+    out = (out or src.parent / f"{src.name}-processed").resolve()
+    if out == src:
+        fail("the output folder cannot be the source folder (inputs are never overwritten)")
+    return src, out
+
+
+def register(app: typer.Typer) -> None:
+    app.command("process")(process)

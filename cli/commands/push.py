@@ -1,0 +1,99 @@
+"""`imgproc push SRC`: upload images to the deployed input bucket, optionally wait for renditions.
+
+Uploads run concurrently; an object whose size and ETag (MD5) already match
+the local file is skipped. `--wait` polls the output bucket for every
+rendition key the function will write (core.naming.s3_output_key with the
+deployed presets) and reports the end-to-end latency.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cli.commands.options import ConfigOpt, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt, StackOpt
+from cli.console import ExitCode, err_console, human_bytes
+from cli.deploy.context import resolve
+from cli.deploy.uploads import IMAGE_TYPES, collect, failure_reader, read_target, upload_all, wait_for
+from cli.errors import fail
+
+
+def push(
+    src: Annotated[Path, typer.Argument(help="Image file or folder (searched recursively).", show_default=False)],
+    prefix: Annotated[str, typer.Option("--prefix", help="Key prefix under the input prefix, e.g. 'trip/'.")] = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until every rendition appears in the output bucket.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.0, help="Seconds --wait waits at most.")] = 120.0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Concurrent uploads.")] = 8,
+    stack: StackOpt = None,
+    config: ConfigOpt = None,
+    endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    localstack: LocalstackOpt = False,
+) -> None:
+    """Upload a folder's images to the deployed input bucket.
+
+    Files whose object already has the same size and MD5 are skipped, so a
+    rerun uploads only what changed. With --wait, waits until the function has
+    written every rendition and reports the end-to-end latency.
+
+    Example:
+
+        imgproc push ./photos --prefix trip/ --wait --timeout 60
+    """
+
+    if prefix and (prefix.startswith("/") or not prefix.endswith("/")):
+        fail("--prefix: use a path ending with '/', without a leading '/', e.g. 'trip/'")
+    ctx = resolve(config, stack, None, endpoint_url, profile, region, localstack)
+    ctx.region()
+    out, err = Console(highlight=False), err_console()
+    t = read_target(ctx)
+    uploads = collect(src, t.input_prefix + prefix)
+    if not uploads:
+        fail(f"{src}: no images found ({', '.join(sorted(IMAGE_TYPES))})", ExitCode.USAGE)
+    ignored = [u for u in uploads if not t.triggers(u.key)]
+    if ignored:
+        out.print(f"[yellow]note[/] {len(ignored)} file(s) do not end with {', '.join(t.suffixes)} and will not "
+                  f"be processed, e.g. {ignored[0].key}", soft_wrap=True)
+    s3 = ctx.target.client("s3", max_pool_connections=max(10, jobs))
+    started = time.time()
+    upload_all(s3, t.input_bucket, uploads, jobs, err)
+    seconds = time.time() - started
+    done = [u for u in uploads if u.outcome == "uploaded"]
+    same = [u for u in uploads if u.outcome == "unchanged"]
+    failed = [u for u in uploads if u.outcome == "failed"]
+    for u in failed:
+        out.print(f"[red]failed[/] {u.path}: {u.error}", soft_wrap=True)
+    size = sum(u.size for u in done)
+    out.print(f"uploaded {len(done)} ({human_bytes(size)}), unchanged {len(same)}, failed {len(failed)} "
+              f"-> s3://{t.input_bucket}/{t.input_prefix + prefix} in {seconds:.1f} s", soft_wrap=True)
+    code = ExitCode.FAILED if failed else ExitCode.OK
+    done_triggering = [u for u in done if t.triggers(u.key)]
+    if wait and done_triggering:
+        failures = failure_reader(ctx.target.client("logs"), t.log_group, started - 1) if t.log_group else dict
+        latency, missing, failed_images = wait_for(s3, t, ctx.config, done_triggering, timeout, err, failures)
+        for key, error in sorted(failed_images.items()):
+            out.print(f"[red]failed[/] {key}: {error}", soft_wrap=True)
+        if failed_images:
+            code = ExitCode.FAILED
+        if latency:
+            values = sorted(latency.values())
+            out.print(f"renditions ready for {len(latency)}/{len(done_triggering)} images: latency median "
+                      f"{statistics.median(values):.1f} s, max {values[-1]:.1f} s "
+                      f"(upload -> last rendition in s3://{t.output_bucket}/{t.output_prefix})", soft_wrap=True)
+        if missing:
+            out.print(f"[red]timeout[/] after {timeout:g} s: {len(missing)} renditions missing, e.g. "
+                      f"{missing[0]} (check `imgproc logs` and `imgproc status`)", soft_wrap=True)
+            code = ExitCode.FAILED
+    elif wait:
+        out.print("nothing uploaded that triggers the function: nothing to wait for")
+    raise typer.Exit(int(code))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("push")(push)

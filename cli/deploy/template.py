@@ -1,0 +1,315 @@
+"""The CloudFormation template, generated from code: one small function per resource group.
+
+`template(settings, presets, groups)` merges the resource groups (GROUPS by
+default); a new group (the API's) is one more entry: `[*GROUPS, api_group(a)]`. Names that
+would create the classic bucket -> notification -> permission -> function
+cycle are built as strings (`Fn::Sub`) instead of references: the input
+bucket's name is fixed from the stack name, account and region.
+
+Example::
+
+    from cli.deploy.settings import DeploySettings
+    doc = template(DeploySettings(), ("thumb", "web"))
+    print(render(doc, "yaml"))
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from cli.deploy.settings import DeploySettings
+
+RUNTIME = "python3.12"
+HANDLER = "lambda_entry.handler"
+LIFECYCLE_RULE_ID = "imgproc-renditions"
+NOTIFICATION_ID_PREFIX = "imgproc-"
+CREATED_EVENT = "s3:ObjectCreated:*"
+
+Doc = dict[str, Any]
+
+
+def sub(text: str) -> Doc:
+    return {"Fn::Sub": text}
+
+
+def ref(name: str) -> Doc:
+    return {"Ref": name}
+
+
+def get_att(name: str, attr: str) -> Doc:
+    return {"Fn::GetAtt": [name, attr]}
+
+
+def bucket_name(s: DeploySettings, which: str) -> Doc | str:
+    """The input/output bucket name: the configured one, else <stack>-<which>-<account>-<region>."""
+    fixed = s.input_bucket if which == "input" else s.output_bucket
+    return fixed or sub(f"{s.stack_name}-{which}-${{AWS::AccountId}}-${{AWS::Region}}")
+
+
+def bucket_arn(s: DeploySettings, which: str, suffix: str = "") -> Doc:
+    name = s.input_bucket if which == "input" else s.output_bucket
+    name = name or f"{s.stack_name}-{which}-${{AWS::AccountId}}-${{AWS::Region}}"
+    return sub(f"arn:${{AWS::Partition}}:s3:::{name}{suffix}")
+
+
+# --- resource groups ------------------------------------------------------------------
+
+
+def parameters_group(s: DeploySettings, presets: tuple[str, ...], code: tuple[str, str] | None = None) -> Doc:
+    """Where the package is. Deploy sets the defaults to the artifact bucket and the
+    content-addressed key, so new code is a template change (emulators diff templates only)."""
+    params: Doc = {
+        "CodeBucket": {"Type": "String", "Description": "Bucket holding the Lambda package"},
+        "CodeKey": {"Type": "String", "Description": "Key of the Lambda package (content-addressed)"},
+    }
+    if code:
+        params["CodeBucket"]["Default"], params["CodeKey"]["Default"] = code
+    return {"Parameters": params}
+
+
+def _secure_bucket(name: Doc | str, lifecycle: Doc | None = None) -> Doc:
+    props: Doc = {
+        "BucketName": name,
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+    }
+    if lifecycle:
+        props["LifecycleConfiguration"] = lifecycle
+    # Buckets that hold data outlive the stack: `imgproc destroy` deletes them only when empty
+    # or with --delete-data.
+    return {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+            "Properties": props}
+
+
+def _tls_only_policy(bucket_logical_id: str) -> Doc:
+    arn = get_att(bucket_logical_id, "Arn")
+    return {"Type": "AWS::S3::BucketPolicy", "Properties": {
+        "Bucket": ref(bucket_logical_id),
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [arn, {"Fn::Join": ["", [arn, "/*"]]}],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }]},
+    }}
+
+
+def lifecycle_rules(s: DeploySettings) -> list[Doc]:
+    """The output bucket's lifecycle rule in CloudFormation form ([] when lifecycle_days = 0)."""
+    if not s.lifecycle_days:
+        return []
+    rule: Doc = {"Id": LIFECYCLE_RULE_ID, "Status": "Enabled",
+                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}
+    if s.output_prefix:
+        rule["Prefix"] = s.output_prefix
+    if s.lifecycle_action == "expire":
+        rule["ExpirationInDays"] = s.lifecycle_days
+    else:
+        rule["Transitions"] = [{"StorageClass": s.lifecycle_action, "TransitionInDays": s.lifecycle_days}]
+    return [rule]
+
+
+def lambda_notifications(s: DeploySettings, function_arn: Any) -> list[Doc]:
+    """ObjectCreated -> function, one entry per suffix (S3 allows one suffix rule per entry)."""
+    entries = []
+    for suffix in s.suffixes or (None,):
+        rules = []
+        if s.input_prefix:
+            rules.append({"Name": "prefix", "Value": s.input_prefix})
+        if suffix:
+            rules.append({"Name": "suffix", "Value": suffix})
+        entry: Doc = {"Event": CREATED_EVENT, "Function": function_arn}
+        if rules:
+            entry["Filter"] = {"S3Key": {"Rules": rules}}
+        entries.append(entry)
+    return entries
+
+
+def storage_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
+    """Input and output buckets: private, encrypted, TLS-only; lifecycle on the output bucket."""
+    rules = lifecycle_rules(s)
+    inp = _secure_bucket(bucket_name(s, "input"))
+    # The notification needs the invoke permission first (S3 test-invokes the target).
+    inp["DependsOn"] = ["InvokePermission"]
+    inp["Properties"]["NotificationConfiguration"] = {
+        "LambdaConfigurations": lambda_notifications(s, get_att("Function", "Arn"))}
+    return {
+        "Resources": {
+            "InputBucket": inp,
+            "InputBucketPolicy": _tls_only_policy("InputBucket"),
+            "OutputBucket": _secure_bucket(bucket_name(s, "output"), {"Rules": rules} if rules else None),
+            "OutputBucketPolicy": _tls_only_policy("OutputBucket"),
+        },
+        "Outputs": {
+            "InputBucketName": {"Description": "Upload images here", "Value": ref("InputBucket")},
+            "OutputBucketName": {"Description": "Renditions appear here", "Value": ref("OutputBucket")},
+        },
+    }
+
+
+def failure_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
+    """Where failed asynchronous invocations go after the retries: an encrypted SQS queue."""
+    return {
+        "Resources": {"FailureQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+            "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}}},
+        "Outputs": {"DeadLetterQueueUrl": {"Description": "Failed S3 events (after retries)",
+                                           "Value": ref("FailureQueue")}},
+    }
+
+
+def write_actions(s: DeploySettings) -> list[str]:
+    """What the handler does to the output bucket: HEAD/PUT renditions, tag them with labels."""
+    return ["s3:GetObject", "s3:PutObject"] + (["s3:PutObjectTagging"] if s.rekognition else [])
+
+
+def role_policy(s: DeploySettings) -> Doc:
+    """Least privilege: exactly what the handler does, on exactly its resources."""
+    statements = [
+        {"Sid": "ReadSources", "Effect": "Allow", "Action": ["s3:GetObject"],
+         "Resource": [bucket_arn(s, "input", f"/{s.input_prefix}*")]},
+        # GetObject on the outputs lets the handler HEAD a rendition to skip up-to-date work
+        # (without it S3 answers 403 instead of 404).
+        {"Sid": "WriteRenditions", "Effect": "Allow", "Action": write_actions(s),
+         "Resource": [bucket_arn(s, "output", f"/{s.output_prefix}*")]},
+        {"Sid": "OwnLogGroup", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [sub(f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:"
+                          f"log-group:{s.log_group_name}:*")]},
+        {"Sid": "FailureDestination", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+         "Resource": [get_att("FailureQueue", "Arn")]},
+    ]
+    if s.rekognition:
+        # DetectLabels on image bytes has no resource-level permissions.
+        statements.append({"Sid": "DetectLabels", "Effect": "Allow", "Action": ["rekognition:DetectLabels"],
+                           "Resource": ["*"]})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def environment(s: DeploySettings, presets: tuple[str, ...]) -> dict[str, Any]:
+    """The handler's environment (the cross-team contract)."""
+    return {
+        "IMGPROC_OUTPUT_BUCKET": ref("OutputBucket"),
+        "IMGPROC_INPUT_BUCKET": bucket_name(s, "input"),
+        "IMGPROC_INPUT_PREFIX": s.input_prefix,
+        "IMGPROC_OUTPUT_PREFIX": s.output_prefix,
+        "IMGPROC_PRESETS": ",".join(presets),
+        "IMGPROC_REKOGNITION": "on" if s.rekognition else "off",
+    }
+
+
+def function_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
+    """The function, its role, log group, retry/failure settings and S3 invoke permission."""
+    fn: Doc = {
+        "FunctionName": s.function_name,
+        "Description": "imgproc: renders presets for images uploaded to the input bucket",
+        "Runtime": RUNTIME, "Handler": HANDLER,
+        "Code": {"S3Bucket": ref("CodeBucket"), "S3Key": ref("CodeKey")},
+        "Role": get_att("FunctionRole", "Arn"),
+        "MemorySize": s.memory, "Timeout": s.timeout, "Architectures": [s.architecture],
+        "Environment": {"Variables": environment(s, presets)},
+    }
+    if s.reserved_concurrency >= 0:
+        fn["ReservedConcurrentExecutions"] = s.reserved_concurrency
+    return {
+        "Resources": {
+            "FunctionRole": {"Type": "AWS::IAM::Role", "Properties": {
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole"}]},
+                "Policies": [{"PolicyName": "imgproc-function", "PolicyDocument": role_policy(s)}],
+            }},
+            "LogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
+                "LogGroupName": s.log_group_name, "RetentionInDays": s.log_retention_days}},
+            "Function": {"Type": "AWS::Lambda::Function", "DependsOn": ["LogGroup"], "Properties": fn},
+            "InvokeConfig": {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
+                "FunctionName": ref("Function"), "Qualifier": "$LATEST",
+                "MaximumRetryAttempts": s.retry_attempts,
+                "DestinationConfig": {"OnFailure": {"Destination": get_att("FailureQueue", "Arn")}},
+            }},
+            "InvokePermission": {"Type": "AWS::Lambda::Permission", "Properties": {
+                "Action": "lambda:InvokeFunction", "FunctionName": ref("Function"),
+                "Principal": "s3.amazonaws.com", "SourceAccount": ref("AWS::AccountId"),
+                "SourceArn": bucket_arn(s, "input"),
+            }},
+        },
+        "Outputs": {
+            "FunctionName": {"Value": ref("Function")},
+            "FunctionArn": {"Value": get_att("Function", "Arn")},
+            "LogGroupName": {"Value": ref("LogGroup")},
+        },
+    }
+
+
+Group = Callable[[DeploySettings, tuple[str, ...]], Doc]
+# One entry per resource group; the API adds `api_resources` here.
+GROUPS: list[Group] = [storage_resources, failure_resources, function_resources]
+
+
+def _merge(doc: Doc, part: Doc) -> None:
+    for section, items in part.items():
+        target = doc.setdefault(section, {})
+        clash = sorted(set(target) & set(items))
+        if clash:
+            raise ValueError(f"template: {section}.{clash[0]} defined by two resource groups")
+        target.update(items)
+
+
+def template(s: DeploySettings, presets: tuple[str, ...], groups: list[Group] | None = None, *,
+             code: tuple[str, str] | None = None) -> Doc:
+    """The whole stack as one CloudFormation document (a dict); ``code`` = (bucket, key) of the package."""
+    doc: Doc = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"imgproc stack {s.stack_name}: event-driven image processing",
+    }
+    for group in groups if groups is not None else GROUPS:
+        _merge(doc, group(s, presets))
+    _merge(doc, parameters_group(s, presets, code))
+    return doc
+
+
+def render(doc: Doc, fmt: str = "json") -> str:
+    """JSON (stable, indented) or YAML text of a template."""
+    if fmt == "yaml":
+        import yaml
+
+        class NoAliases(yaml.SafeDumper):  # CloudFormation rejects YAML anchors/aliases
+            def ignore_aliases(self, data: Any) -> bool:
+                return True
+
+        return yaml.dump(doc, Dumper=NoAliases, sort_keys=False, default_flow_style=False, width=120)
+    return json.dumps(doc, indent=2) + "\n"
+
+
+# --- the same settings in S3 API form (for `status --repair` on emulators) --------------------
+
+
+def notification_api(entries: list[Doc]) -> list[Doc]:
+    """CloudFormation LambdaConfigurations -> S3 API LambdaFunctionConfigurations."""
+    out = []
+    for i, e in enumerate(entries):
+        api: Doc = {"Id": f"{NOTIFICATION_ID_PREFIX}{i}", "LambdaFunctionArn": e["Function"], "Events": [e["Event"]]}
+        rules = e.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+        if rules:
+            api["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+        out.append(api)
+    return out
+
+
+def lifecycle_api(rules: list[Doc]) -> list[Doc]:
+    """CloudFormation lifecycle Rules -> S3 API Rules."""
+    out = []
+    for r in rules:
+        api: Doc = {"ID": r["Id"], "Status": r["Status"], "Filter": {"Prefix": r.get("Prefix", "")}}
+        if "ExpirationInDays" in r:
+            api["Expiration"] = {"Days": r["ExpirationInDays"]}
+        if "Transitions" in r:
+            api["Transitions"] = [{"Days": t["TransitionInDays"], "StorageClass": t["StorageClass"]}
+                                  for t in r["Transitions"]]
+        if "AbortIncompleteMultipartUpload" in r:
+            api["AbortIncompleteMultipartUpload"] = r["AbortIncompleteMultipartUpload"]
+        out.append(api)
+    return out

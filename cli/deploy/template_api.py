@@ -1,0 +1,255 @@
+"""The retrieval API's CloudFormation resources (`imgproc deploy --api`) and its `[api]` settings.
+
+One resource group, ``api_group(api_settings)``, in the shape of the groups in
+cli/template.py: a REST API ``GET /images/{preset}/{key+}`` with a Lambda
+proxy integration (binary media types on, so inline images arrive as bytes),
+its own function running ``lambda_entry.api_handler`` from the same package,
+a least-privilege role (read sources, read/write renditions, read the key
+parameter), a log group, throttling on the stage, and in API-key mode a usage
+plan and key.
+
+Example::
+
+    from cli.deploy.settings import DeploySettings
+    from cli.deploy.template import GROUPS, template
+    doc = template(DeploySettings(), ("thumb",), [*GROUPS, api_group(ApiSettings())])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import ConfigError
+
+Doc = dict[str, Any]
+API_HANDLER = "lambda_entry.api_handler"
+ROUTE = ("images", "{preset}", "{key+}")
+
+# name -> (default, one-line meaning): the `[api]` table of imgproc.toml.
+SETTINGS: dict[str, tuple[Any, str]] = {
+    "auth": ("signed", "'signed' (HMAC-signed URLs, `imgproc sign`) or 'apikey' (API Gateway usage plan key)"),
+    "signing_keys_param": ("", "SSM SecureString with the keys ('' = /<stack>/signing-keys, created by deploy)"),
+    "base_url": ("", "API base URL for `imgproc sign` when not read from the stack ('' = stack output ApiUrl)"),
+    "stage": ("prod", "API Gateway stage name"),
+    "memory": (1024, "API function memory in MB (128..10240)"),
+    "timeout": (28, "API function timeout in seconds (1..29: API Gateway gives up after 29 s)"),
+    "throttle_rate": (50, "steady requests per second the stage allows (1..10000)"),
+    "throttle_burst": (100, "burst requests the stage allows (1..5000)"),
+    "redirect_ttl": (300, "seconds a presigned redirect stays valid (10..3600)"),
+    "inline_max_bytes": (262144, "fresh renders up to this size are answered inline (0..4194304; 0 = always redirect)"),
+    "cache_seconds": (86400, "max-age for inline answers, capped by the URL's expiry (0..31536000)"),
+}
+_RANGES = {"memory": (128, 10240), "timeout": (1, 29), "throttle_rate": (1, 10000), "throttle_burst": (1, 5000),
+           "redirect_ttl": (10, 3600), "inline_max_bytes": (0, 4 * 1024 * 1024), "cache_seconds": (0, 31536000)}
+_STAGE = re.compile(r"^[A-Za-z0-9_]{1,128}$")
+_PARAM = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1000}$")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The validated `[api]` table."""
+
+    auth: str = SETTINGS["auth"][0]
+    signing_keys_param: str = SETTINGS["signing_keys_param"][0]
+    base_url: str = SETTINGS["base_url"][0]
+    stage: str = SETTINGS["stage"][0]
+    memory: int = SETTINGS["memory"][0]
+    timeout: int = SETTINGS["timeout"][0]
+    throttle_rate: int = SETTINGS["throttle_rate"][0]
+    throttle_burst: int = SETTINGS["throttle_burst"][0]
+    redirect_ttl: int = SETTINGS["redirect_ttl"][0]
+    inline_max_bytes: int = SETTINGS["inline_max_bytes"][0]
+    cache_seconds: int = SETTINGS["cache_seconds"][0]
+    source: str = field(default="defaults", compare=False)
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any] | None, source: str = "imgproc.toml") -> ApiSettings:
+        """Validate the raw `[api]` table (None -> defaults); errors name `api.<key>` and the file."""
+        values = dict(table or {})
+
+        def err(key: str, problem: str) -> ConfigError:
+            return ConfigError(f"api.{key}: {problem} in {source}")
+
+        for key in values:
+            if key not in SETTINGS:
+                raise err(key, f"unknown key (known: {', '.join(SETTINGS)})")
+        for key, (lo, hi) in _RANGES.items():
+            if key in values:
+                v = values[key]
+                if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                    raise err(key, f"expected a whole number in {lo}..{hi}, got {v!r}")
+        if values.get("auth", "signed") not in ("signed", "apikey"):
+            raise err("auth", f"{values['auth']!r}: choose 'signed' or 'apikey'")
+        if not _STAGE.match(str(values.get("stage", "prod"))):
+            raise err("stage", "letters, digits and '_' only")
+        param = values.get("signing_keys_param", "")
+        if not isinstance(param, str) or (param and not _PARAM.match(param)):
+            raise err("signing_keys_param", f"{param!r} is not an SSM parameter name")
+        base = values.get("base_url", "")
+        if not isinstance(base, str) or (base and not base.startswith(("https://", "http://"))):
+            raise err("base_url", f"{base!r}: expected https://...")
+        return cls(**values, source=source)
+
+    def keys_param(self, stack: str) -> str:
+        return self.signing_keys_param or f"/{stack}/signing-keys"
+
+
+def _sub(text: str) -> Doc:
+    return {"Fn::Sub": text}
+
+
+def _ref(name: str) -> Doc:
+    return {"Ref": name}
+
+
+def _att(name: str, attr: str) -> Doc:
+    return {"Fn::GetAtt": [name, attr]}
+
+
+def parameter_arn(name: str) -> Doc:
+    """SSM parameter ARN: names with a leading '/' are appended as they are."""
+    tail = name if name.startswith("/") else f"/{name}"
+    return _sub(f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter{tail}")
+
+
+def api_role_policy(s, a: ApiSettings, log_group: str) -> Doc:
+    """Least privilege: read sources, read/write renditions, write its own logs, read the key parameter."""
+    from cli.deploy.template import bucket_arn
+
+    statements = [
+        {"Sid": "ReadSources", "Effect": "Allow", "Action": ["s3:GetObject"],
+         "Resource": [bucket_arn(s, "input", f"/{s.input_prefix}*")]},
+        # GetObject also makes HEAD answer 404 (not 403) for a missing rendition and signs the redirects.
+        {"Sid": "ReadWriteRenditions", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+         "Resource": [bucket_arn(s, "output", f"/{s.output_prefix}*")]},
+        {"Sid": "OwnLogGroup", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [_sub(f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:"
+                           f"log-group:{log_group}:*")]},
+    ]
+    if a.auth == "signed":
+        # SecureString under the AWS-managed aws/ssm key: its key policy lets SSM decrypt for us.
+        statements.append({"Sid": "ReadSigningKeys", "Effect": "Allow", "Action": ["ssm:GetParameter"],
+                           "Resource": [parameter_arn(a.keys_param(s.stack_name))]})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def api_environment(s, a: ApiSettings, presets: tuple[str, ...]) -> dict[str, Any]:
+    from cli.deploy.template import environment
+
+    env = {**environment(s, presets), "IMGPROC_AUTH": a.auth, "IMGPROC_API_REDIRECT_TTL": str(a.redirect_ttl),
+           "IMGPROC_API_INLINE_MAX_BYTES": str(a.inline_max_bytes), "IMGPROC_API_CACHE_SECONDS": str(a.cache_seconds)}
+    env.pop("IMGPROC_REKOGNITION", None)  # the API never labels
+    if a.auth == "signed":
+        env["IMGPROC_SIGNING_KEYS_PARAM"] = a.keys_param(s.stack_name)
+    return env
+
+
+def api_resources(s, presets: tuple[str, ...], a: ApiSettings) -> Doc:
+    """The API resource group for DeploySettings ``s`` (cli/deploy_settings.py)."""
+    fn_name = f"{s.stack_name}-api"
+    log_group = f"/aws/lambda/{fn_name}"
+    method: Doc = {"Type": "AWS::ApiGateway::Method", "Properties": {
+        "RestApiId": _ref("Api"), "ResourceId": _ref("ApiKeyResource"), "HttpMethod": "GET",
+        "AuthorizationType": "NONE", "ApiKeyRequired": a.auth == "apikey",
+        "RequestParameters": {"method.request.path.preset": True, "method.request.path.key": True},
+        "Integration": {
+            "Type": "AWS_PROXY", "IntegrationHttpMethod": "POST",
+            "Uri": _sub("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+                        "${ApiFunction.Arn}/invocations"),
+        },
+    }}
+    # A Deployment is immutable: a new logical id whenever the method changes makes CloudFormation redeploy.
+    digest = hashlib.sha256(json.dumps(method, sort_keys=True).encode()).hexdigest()[:8]
+    deployment = f"ApiDeployment{digest}"
+    resources: Doc = {
+        "ApiFunctionRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+            "Policies": [{"PolicyName": "imgproc-api", "PolicyDocument": api_role_policy(s, a, log_group)}],
+        }},
+        "ApiLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
+            "LogGroupName": log_group, "RetentionInDays": s.log_retention_days}},
+        "ApiFunction": {"Type": "AWS::Lambda::Function", "DependsOn": ["ApiLogGroup"], "Properties": {
+            "FunctionName": fn_name,
+            "Description": "imgproc: GET /images/{preset}/{key} -> redirect to, or render, a rendition",
+            "Runtime": "python3.12", "Handler": API_HANDLER,
+            "Code": {"S3Bucket": _ref("CodeBucket"), "S3Key": _ref("CodeKey")},
+            "Role": _att("ApiFunctionRole", "Arn"),
+            "MemorySize": a.memory, "Timeout": a.timeout, "Architectures": [s.architecture],
+            "Environment": {"Variables": api_environment(s, a, presets)},
+        }},
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {
+            "Name": fn_name, "Description": "imgproc retrieval API",
+            "BinaryMediaTypes": ["*/*"], "EndpointConfiguration": {"Types": ["REGIONAL"]},
+        }},
+        "ApiImagesResource": {"Type": "AWS::ApiGateway::Resource", "Properties": {
+            "RestApiId": _ref("Api"), "ParentId": _att("Api", "RootResourceId"), "PathPart": ROUTE[0]}},
+        "ApiPresetResource": {"Type": "AWS::ApiGateway::Resource", "Properties": {
+            "RestApiId": _ref("Api"), "ParentId": _ref("ApiImagesResource"), "PathPart": ROUTE[1]}},
+        "ApiKeyResource": {"Type": "AWS::ApiGateway::Resource", "Properties": {
+            "RestApiId": _ref("Api"), "ParentId": _ref("ApiPresetResource"), "PathPart": ROUTE[2]}},
+        "ApiGetMethod": method,
+        deployment: {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["ApiGetMethod"], "Properties": {
+            "RestApiId": _ref("Api"), "Description": "imgproc retrieval API"}},
+        "ApiStage": {"Type": "AWS::ApiGateway::Stage", "Properties": {
+            "RestApiId": _ref("Api"), "DeploymentId": _ref(deployment), "StageName": a.stage,
+            "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*",
+                                "ThrottlingRateLimit": a.throttle_rate, "ThrottlingBurstLimit": a.throttle_burst}],
+        }},
+        "ApiInvokePermission": {"Type": "AWS::Lambda::Permission", "Properties": {
+            "Action": "lambda:InvokeFunction", "FunctionName": _ref("ApiFunction"),
+            "Principal": "apigateway.amazonaws.com",
+            "SourceArn": _sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/*/GET/images/*"),
+        }},
+    }
+    outputs: Doc = {
+        "ApiUrl": {"Description": "GET <ApiUrl>/images/<preset>/<key>",
+                   "Value": _sub(f"https://${{Api}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{a.stage}")},
+        "ApiFunctionName": {"Value": _ref("ApiFunction")},
+    }
+    if a.auth == "signed":
+        outputs["SigningKeysParam"] = {"Description": "SSM SecureString with the signing keys",
+                                       "Value": a.keys_param(s.stack_name)}
+    else:
+        resources["ApiUsagePlan"] = {"Type": "AWS::ApiGateway::UsagePlan", "DependsOn": ["ApiStage"], "Properties": {
+            "UsagePlanName": fn_name,
+            "ApiStages": [{"ApiId": _ref("Api"), "Stage": a.stage}],
+            "Throttle": {"RateLimit": a.throttle_rate, "BurstLimit": a.throttle_burst},
+        }}
+        resources["ApiClientKey"] = {"Type": "AWS::ApiGateway::ApiKey", "Properties": {
+            "Name": f"{fn_name}-key", "Enabled": True}}
+        resources["ApiUsagePlanKey"] = {"Type": "AWS::ApiGateway::UsagePlanKey", "Properties": {
+            "KeyId": _ref("ApiClientKey"), "KeyType": "API_KEY", "UsagePlanId": _ref("ApiUsagePlan")}}
+        outputs["ApiKeyId"] = {"Description": "aws apigateway get-api-key --include-value --api-key <id>",
+                               "Value": _ref("ApiClientKey")}
+    return {"Resources": resources, "Outputs": outputs}
+
+
+def api_group(a: ApiSettings):
+    """``api_resources`` bound to the `[api]` settings, in the (settings, presets) shape of template GROUPS."""
+
+    def group(s, presets: tuple[str, ...]) -> Doc:
+        return api_resources(s, presets, a)
+
+    group.__name__ = "api_resources"
+    return group
+
+
+
+def groups_for(config, api_flag: bool):
+    """The template's resource groups with the API added, or None (the default groups) without it.
+
+    The API is part of the stack when ``--api`` is passed or imgproc.toml has an
+    `[api]` table (so a later plain `imgproc deploy` does not delete it).
+    Raises ConfigError for a bad `[api]` table.
+    """
+    if not (api_flag or "api" in config.extra):
+        return None
+    from cli.deploy.template import GROUPS
+
+    return [*GROUPS, api_group(ApiSettings.from_table(config.extra.get("api"), config.source))]

@@ -1,0 +1,62 @@
+"""Everything CI runs, in order: ruff, mypy, then the whole test suite under coverage.
+
+    .venv/bin/python tests/ci.py            # what `.ci/run` and the README's Quickstart run
+    .venv/bin/python tests/ci.py -k emulator  # extra arguments go to pytest
+
+Coverage follows the subprocesses the tests start (the `imgproc` command, the local emulator)
+through coverage's subprocess patch, and the report is printed per area.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+AREAS = {
+    "core (engine)": ["core/*"],
+    "handlers": ["lambda_entry.py", "lambda_api.py"],
+    "cli commands + edge": ["cli/app.py", "cli/edge.py", "cli/errors.py", "cli/console.py", "cli/commands/*"],
+    "cli/aws": ["cli/aws/*"],
+    "cli/deploy": ["cli/deploy/*"],
+    "cli/logs": ["cli/logs/*"],
+    "cli/emulator": ["cli/emulator/*"],
+}
+
+
+def run(step: str, command: list[str], env: dict[str, str] | None = None) -> None:
+    print(f"\n=== {step}: {' '.join(command)}", flush=True)
+    code = subprocess.call(command, cwd=ROOT, env=env)
+    if code != 0:
+        print(f"=== {step} failed (exit {code})", flush=True)
+        sys.exit(code)
+
+
+def coverage_by_area() -> None:
+    print("\n=== coverage per area", flush=True)
+    for area, patterns in AREAS.items():
+        out = subprocess.run([str(BIN / "coverage"), "report", "--format=total", "--include", ",".join(patterns)],
+                             cwd=ROOT, capture_output=True, text=True)
+        print(f"{area:24s} {out.stdout.strip() or 'n/a'}%", flush=True)
+    total = subprocess.run([str(BIN / "coverage"), "report", "--format=total"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    print(f"{'all':24s} {total}%", flush=True)
+
+
+def main(pytest_args: list[str]) -> int:
+    run("ruff", [str(BIN / "ruff"), "check", "."])
+    run("mypy", [str(BIN / "mypy")])
+    for stale in ROOT.glob(".coverage*"):
+        stale.unlink()
+    env = dict(os.environ, COVERAGE_RCFILE=str(ROOT / "pyproject.toml"))
+    run("pytest", [str(BIN / "coverage"), "run", "-m", "pytest", *pytest_args], env=env)
+    subprocess.call([str(BIN / "coverage"), "combine", "-q"], cwd=ROOT)
+    coverage_by_area()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

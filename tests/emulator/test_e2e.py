@@ -1,0 +1,228 @@
+"""End to end, offline, as a user: `imgproc local up`, deploy, push --wait, renditions, logs --follow,
+a corrupt upload, stats, destroy, `imgproc local down` — and no process left behind.
+
+Everything goes through the real `imgproc` command in subprocesses, against the Docker-free
+emulator on a free port; the function runs from the zip `imgproc deploy` built and uploaded.
+Every wait is bounded; the emulator is stopped (and its process group killed) even on failure.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from PIL import Image
+
+from cli.emulator.runner import find_runtime_python
+from testdata import subprocess_env
+from processes import alive, descendants
+from core.naming import s3_output_key
+from core.recipe import builtin_config
+from imaging import encode, jpeg_with_orientation, photo, psnr, reference_resize, stored_for_orientation
+
+pytestmark = pytest.mark.slow
+
+IMGPROC = Path(sys.executable).parent / "imgproc"
+STACK = "imgproc"
+
+
+class Offline:
+    """A running `imgproc local up` and the environment that points commands at it."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.state_dir = home / "emulator"
+        self.env = subprocess_env(
+            AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1",
+        )
+        self.endpoint = ""
+        self.pid = 0
+
+    def run(self, *args: str, timeout: float = 120, ok: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(IMGPROC), *args], capture_output=True, text=True, timeout=timeout,
+                                cwd=self.home, env=self.env)
+        if ok:
+            assert result.returncode == 0, f"imgproc {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+
+@pytest.fixture
+def offline(tmp_path):
+    env = Offline(tmp_path)
+    started = env.run("local", "up", "--port", "0", "--state-dir", str(env.state_dir), "--no-persist", timeout=60)
+    info = json.loads((env.state_dir / "emulator.json").read_text())
+    env.endpoint, env.pid = info["endpoint"], info["pid"]
+    assert f"export AWS_ENDPOINT_URL={env.endpoint}" in started.stdout
+    env.env["AWS_ENDPOINT_URL"] = env.endpoint  # what the user exports
+    try:
+        yield env
+    finally:
+        subprocess.run([str(IMGPROC), "local", "down", "--state-dir", str(env.state_dir), "--timeout", "15"],
+                       capture_output=True, timeout=60, cwd=tmp_path, env=env.env)
+        try:
+            os.killpg(env.pid, signal.SIGKILL)  # only if `local down` could not stop it
+        except ProcessLookupError:
+            pass
+
+
+class Follower:
+    """`imgproc logs --follow --format json` in the background; collects the JSON lines it prints."""
+
+    def __init__(self, offline: Offline):
+        self.proc = subprocess.Popen(
+            [str(IMGPROC), "logs", "--stack", STACK, "--follow", "--format", "json", "--since", "30m"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=offline.home, env=offline.env,
+        )
+        self.lines: "queue.Queue[str]" = queue.Queue()
+        self.records: list[dict] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self.lines.put(line)
+
+    def images(self) -> list[dict]:
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                self.records.append(json.loads(line))
+            except ValueError:
+                pass
+        return [r for r in self.records if r.get("event") == "image"]
+
+    def wait_for(self, condition, timeout: float, what: str) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            images = self.images()
+            if condition(images):
+                return images
+            if self.proc.poll() is not None:
+                raise AssertionError(f"logs --follow exited ({self.proc.returncode}): {self.proc.stderr.read()}")  # type: ignore[union-attr]
+            time.sleep(0.3)
+        raise AssertionError(f"logs --follow did not show {what} within {timeout} s; saw {self.images()}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        return self.proc.returncode
+
+
+def write_photos(folder: Path) -> dict[str, Image.Image]:
+    """Sample photos with tricky names; returns the upright image each one should display."""
+    upright = {
+        "cat 1.jpg": photo(600, 800, seed=11),
+        "trip 2026/été+plage.png": photo(640, 480, seed=12),
+        "a+b c ü.webp": photo(500, 375, seed=13),
+    }
+    data = {
+        "cat 1.jpg": jpeg_with_orientation(stored_for_orientation(upright["cat 1.jpg"], 6), 6, gps=True),
+        "trip 2026/été+plage.png": encode(upright["trip 2026/été+plage.png"], "PNG"),
+        "a+b c ü.webp": encode(upright["a+b c ü.webp"], "WEBP", quality=95),
+    }
+    for name, payload in data.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(payload)
+    return upright
+
+
+def test_offline_pipeline_end_to_end(offline, tmp_path):
+    _python, warning = find_runtime_python("python3.12")
+    assert warning is None, f"the e2e test needs Lambda's Python: {warning}"
+    photos = tmp_path / "photos"
+    upright = write_photos(photos)
+
+    # Deploy: the stack, the package built for python3.12, the wiring (checked by deploy and status).
+    offline.run("deploy", "--yes", timeout=300)
+    offline.run("status", timeout=60)
+    outputs = {o["OutputKey"]: o["OutputValue"]
+               for o in offline.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]["Outputs"]}
+
+    follower = Follower(offline)
+    try:
+        # Push and wait for every rendition.
+        offline.run("push", str(photos), "--wait", "--timeout", "150", timeout=200)
+        s3 = offline.client("s3")
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=outputs["InputBucketName"])["Contents"])
+        assert sorted(keys) == sorted(upright)
+
+        # Renditions: format, size, orientation applied, no EXIF (GPS included), close to a careful resize.
+        renditions = builtin_config().select(None)
+        for key in keys:
+            for rendition in renditions:
+                body = s3.get_object(Bucket=outputs["OutputBucketName"], Key=s3_output_key("", key, rendition))["Body"].read()
+                image = Image.open(io.BytesIO(body))
+                image.load()
+                assert image.format.lower() == rendition.format
+                source = upright[key]
+                scale = min(1.0, rendition.width / source.width, rendition.height / source.height)
+                expected = (round(source.width * scale), round(source.height * scale))
+                assert abs(image.width - expected[0]) <= 1 and abs(image.height - expected[1]) <= 1, (key, rendition.label)
+                assert not image.getexif(), f"{key} {rendition.label} still has EXIF"
+                assert psnr(image, reference_resize(source, image.size)) > 25, (key, rendition.label)  # JPEG q95 source, q80 thumb
+
+        # The logs, followed: exactly one line per image, all ok.
+        expected_keys = set(upright)
+        follower.wait_for(lambda imgs: {r["key"] for r in imgs} >= expected_keys, 60, "one line per image")
+
+        # A corrupt upload fails alone, and its error shows up in the followed logs.
+        s3.put_object(Bucket=outputs["InputBucketName"], Key="broken photo.jpg", Body=b"\xff\xd8\xff\xe0" + b"not a jpeg" * 50)
+        images = follower.wait_for(lambda imgs: any(r["key"] == "broken photo.jpg" for r in imgs), 90, "the corrupt file")
+        time.sleep(2)  # a duplicate, if any, would arrive within a poll or two
+        images = follower.images()
+    finally:
+        follower.stop()
+
+    by_key: dict[str, list[dict]] = {}
+    for record in images:
+        by_key.setdefault(record["key"], []).append(record)
+    assert sorted(by_key) == sorted(expected_keys | {"broken photo.jpg"})
+    assert all(len(records) == 1 for records in by_key.values()), by_key
+    assert all(by_key[key][0]["outcome"] == "ok" for key in expected_keys)
+    broken = by_key["broken photo.jpg"][0]
+    assert broken["outcome"] == "failed" and broken["level"] == "ERROR"
+    assert broken["error"]["type"] in {"CorruptImage", "NotAnImage"} and broken["error"]["transient"] is False
+
+    # Lambda's own lines were written too (START/END/REPORT), which `stats` reads.
+    stats = offline.run("stats", "--stack", STACK, "--since", "1h", timeout=60)
+    rows = {}
+    for line in stats.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").split("│")]
+        if len(cells) == 2:
+            rows[cells[0]] = cells[1]
+    assert rows["invocations"] == "4" and rows["images processed"] == "3" and rows["images failed"] == "1", rows
+    assert rows["cold starts"].split()[0] in {"1", "2"}  # one per warm worker the emulator started
+
+    # Tear down: the stack goes, then the emulator, with every process it started.
+    processes = descendants(offline.pid)
+    assert len(processes) >= 2  # the emulator and at least one warm function worker
+    offline.run("destroy", "--yes", timeout=120)
+    with pytest.raises(offline.client("cloudformation").exceptions.ClientError):
+        offline.client("cloudformation").describe_stacks(StackName=STACK)
+    offline.run("local", "down", "--state-dir", str(offline.state_dir), timeout=60)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(pid) for pid in processes):
+        time.sleep(0.2)
+    assert not [pid for pid in processes if alive(pid)], "processes left behind"
