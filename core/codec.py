@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, UnidentifiedImageError, features
 
-from core import lowmem
+from core import jpeg_markers, lowmem
 from core.errors import (
     ByteBudgetExceeded,
     CodecUnavailable,
@@ -22,6 +22,7 @@ from core.errors import (
     NotAnImage,
     TooManyFrames,
     TooManyPixels,
+    TooManyScans,
     UnsupportedFormat,
 )
 from core.recipe import Limits, Rendition
@@ -94,6 +95,8 @@ def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, So
         raise UnsupportedFormat(
             f"{name}: {fmt.upper()} input is not allowed (allowed: {', '.join(limits.input_formats)})"
         )
+    if fmt == "jpeg":
+        _check_scans(data, limits, name)
     width, height = img.size
     if width * height > limits.max_pixels:
         raise TooManyPixels(
@@ -106,6 +109,12 @@ def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, So
         width, height = height, width
     info = SourceInfo(fmt, width, height, len(data), frames, orientation, img.mode)
     return img, info
+
+
+def _check_scans(data: bytes, limits: Limits, name: str) -> None:
+    scans = jpeg_markers.count_scans(data)
+    if scans > limits.max_scans:
+        raise TooManyScans(f"{name}: {scans:,} JPEG scans exceeds the {limits.max_scans}-scan limit")
 
 
 def check_frames(info: SourceInfo, limits: Limits, name: str) -> None:
