@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from core.errors import ConfigError, ImgprocError, UnknownPreset
 from core.events import S3Event, S3Record
@@ -218,6 +220,66 @@ def _handle_record(rec: S3Record, runtime: Runtime) -> dict[str, Any]:
         return failed(record, exc)
 
 
+# Time kept back from the function's deadline to log the stopped image and the
+# records not started, and to return.
+DEADLINE_MARGIN_S = 5.0
+
+
+@contextmanager
+def time_limit(seconds: float, name: str, reason: str) -> Iterator[None]:
+    """Raise ImageTimeout where the code is after ``seconds`` (SIGALRM, main thread only).
+
+    Pillow decodes in chunks and returns to Python between them, so even a
+    decode that would run for minutes stops within a chunk.
+    """
+    from core.errors import ImageTimeout
+
+    armed = [True]
+
+    def expire(_signum, _frame):
+        if armed[0]:
+            armed[0] = False
+            raise ImageTimeout(f"{name}: stopped after {seconds:.1f} s ({reason})")
+
+    try:
+        previous = signal.signal(signal.SIGALRM, expire)
+    except ValueError:  # not the main thread (some local runners): no limit rather than no image
+        yield
+        return
+    signal.setitimer(signal.ITIMER_REAL, max(0.001, seconds))
+    try:
+        yield
+    finally:
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _image_time(context: Any, limits_seconds: int) -> tuple[float, str]:
+    """Seconds this image may take: limits.max_seconds, or less when the function's deadline is closer."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return float(limits_seconds), "limits.max_seconds"
+    left = remaining() / 1000 - DEADLINE_MARGIN_S
+    if left < limits_seconds:
+        return left, "the function's deadline is near"
+    return float(limits_seconds), "limits.max_seconds"
+
+
+def _record_in_time(rec: S3Record, runtime: Runtime, context: Any) -> dict[str, Any]:
+    """``_handle_record`` under the image's time limit; a record with no time left fails, retryable."""
+    from core.errors import ImageTimeout
+    from core.jobs import failed, new_record
+
+    seconds, reason = _image_time(context, runtime.job.limits.max_seconds)
+    if seconds <= 0:
+        exc = ImageTimeout(f"{rec.key}: not started, the function's deadline is near")
+        exc.transient = True  # the retried event has the time
+        return failed(new_record(rec.bucket, rec.key), exc)
+    with time_limit(seconds, rec.key, reason):
+        return _handle_record(rec, runtime)
+
+
 def process_event(event: Any, context: Any, runtime: Runtime,
                   emit: Callable[[Mapping[str, Any]], None] = print_line) -> Invocation:
     """Handle every record and emit its log and EMF lines; never raises for a record's failure."""
@@ -233,7 +295,7 @@ def process_event(event: Any, context: Any, runtime: Runtime,
         result.records.append(line)
         return result
     for rec in parsed.records:
-        line = log_record(_handle_record(rec, runtime), request_id)
+        line = log_record(_record_in_time(rec, runtime, context), request_id)
         emit(line)
         emit(emf_line(line, function_name))
         result.records.append(line)

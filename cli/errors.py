@@ -28,6 +28,13 @@ class CliError(Exception):
         return self.message
 
 
+class WorkerDied(CliError):
+    """A `process` worker died while rendering a file (out-of-memory kill, codec crash).
+
+    Reported per file (its ``type`` in the summary); the pool replaces the worker and the run goes on.
+    """
+
+
 class UsageError(CliError):
     """A bad option, a missing folder or file, an option the target does not allow."""
 

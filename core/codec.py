@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageMath, UnidentifiedImageError, features
 
-from core import plugins
+from core import jpeg_markers, lowmem, plugins
 from core.errors import (
     ByteBudgetExceeded,
     CodecUnavailable,
@@ -26,6 +26,7 @@ from core.errors import (
     NotAnImage,
     TooManyFrames,
     TooManyPixels,
+    TooManyScans,
     UnsupportedFormat,
 )
 from core.recipe import Limits, Rendition
@@ -108,6 +109,8 @@ def open_source(data: bytes, limits: Limits, name: str) -> tuple[Image.Image, So
         raise UnsupportedFormat(
             f"{name}: {fmt.upper()} input is not allowed (allowed: {', '.join(limits.input_formats)})"
         )
+    if fmt == "jpeg":
+        _check_scans(data, limits, name)
     width, height = img.size
     if width * height > limits.max_pixels:
         raise TooManyPixels(
@@ -165,12 +168,22 @@ def open_frames(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data), formats=plugins.formats_for(data, _PLUGIN_FORMATS, "source"))
 
 
+def _check_scans(data: bytes, limits: Limits, name: str) -> None:
+    scans = jpeg_markers.count_scans(data)
+    if scans > limits.max_scans:
+        raise TooManyScans(f"{name}: {scans:,} JPEG scans exceeds the {limits.max_scans}-scan limit")
+
+
 def check_frames(info: SourceInfo, limits: Limits, name: str) -> None:
     if info.frames > limits.max_frames:
         raise TooManyFrames(f"{name}: {info.frames} frames exceeds the {limits.max_frames}-frame limit")
 
 
 def _orientation(img: Image.Image) -> int:
+    if img.format == "PNG" and "exif" not in img.info:
+        # Pillow finds an eXIf chunk stored after the pixels only by decoding them
+        # all: that would happen before the memory budget is checked.
+        return 1
     try:
         value = img.getexif().get(_ORIENTATION_TAG, 1)
     except Exception:  # a broken EXIF block must not sink an otherwise good photo
@@ -241,14 +254,13 @@ def to_working_mode(img: Image.Image) -> tuple[Image.Image, bytes | None]:
     if mode == "CMYK":
         return _cmyk_to_rgb(img, icc), None
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit samples: divide by 257 to map 0..65535 onto 0..255.
-        wide = img.convert("I")
-        grey = wide.point(lambda v: v / 257).convert("L")
+        # 16-bit samples: divide by 257 to map 0..65535 onto 0..255 (in bands: fewer copies).
+        grey = lowmem.high_bit_to_l(img)
         if keyed and isinstance(img.info["transparency"], int):
-            return _keyed_grey(wide, grey, img.info["transparency"]), None
+            return _keyed_grey(img.convert("I"), grey, img.info["transparency"]), None
         return grey, icc
     if mode == "F":
-        return img.point(lambda v: v * 255).convert("L"), icc
+        return lowmem.high_bit_to_l(img), icc
     if mode in ("1",):
         return img.convert("L"), icc
     if mode in ("LA", "La", "PA") or (mode == "P" and "transparency" in img.info):

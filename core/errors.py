@@ -76,6 +76,18 @@ class CorruptImage(RefusedSource):
     """The source looks like an image but cannot be decoded."""
 
 
+class TooManyScans(RefusedSource):
+    """A progressive JPEG has more scans than allowed (each scan is another pass over every block)."""
+
+
+class ImageTimeout(ImgprocError):
+    """Rendering one image took longer than its time limit (limits.max_seconds or the function's deadline)."""
+
+
+class MemoryBudgetExceeded(RefusedSource):
+    """Decoding the source would need more memory than limits.max_memory_mb (estimated from its header)."""
+
+
 # --- producing an output ----------------------------------------------------
 
 

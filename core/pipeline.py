@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageSequence
 
-from core import codec, diagnostics, geometry, steps
+from core import codec, diagnostics, geometry, memory, steps
 from core.codec import SourceInfo
 from core.errors import ByteBudgetExceeded, ImgprocError, OutputTooLarge
 from core.recipe import Limits, Rendition
@@ -81,6 +81,7 @@ def render(data: bytes, renditions: tuple[Rendition, ...], limits: Limits, name:
         if animate:
             codec.check_frames(info, limits, name)
         need = min(1.0, max(g.scale for g in plans)) if plans else 1.0
+        memory.check_budget(info, plans, animate, need, limits, name)
         # Memory: from here on each big intermediate is dropped as soon as nothing
         # needs it (the encoded bytes, copies no later rendition resamples from) and
         # a rotated photo is never transposed at full size: a 24 MP photo stays
@@ -132,20 +133,27 @@ def _render_one(r: Rendition, g: geometry.Geometry, copies: steps.ScaledCopies, 
 
 
 def _render_animation(img: Image.Image, info: SourceInfo, r: Rendition, g: geometry.Geometry, exif) -> Output:
-    """Every frame through the same steps (no cascade: frames are small and few)."""
+    """Every frame through the same steps (no cascade: frames are small and few).
+
+    Memory: a frame is copied only when no step made a new image of it (the
+    next seek overwrites it), and each frame's full-size working copy is let go
+    before the decoder composes the next frame.
+    """
     t0 = time.perf_counter()
     frames, durations, icc = [], [], None
     for frame in ImageSequence.Iterator(img):
-        pixels = frame.copy()  # loads the frame: WebP and AVIF set its duration only then
+        frame.load()  # WebP and AVIF set a frame's duration only once it is loaded
         # Whole milliseconds: APNG's fractions make the AVIF encoder raise.
         durations.append(round(frame.info.get("duration", 100)))
-        oriented, icc = codec.to_working_mode(codec.orient(pixels, info.orientation))
+        oriented, icc = codec.to_working_mode(codec.orient(frame, info.orientation))
         if oriented.mode != "RGBA":
             oriented = oriented.convert("RGBA")
         ctx = steps.Context(r, g, steps.ScaledCopies(oriented, info.width, info.height), notes={"animated": True})
+        del oriented
         for step in steps.STEPS:
             step(ctx)
-        frames.append(ctx.image)
+        frames.append(ctx.image.copy() if ctx.image is frame else ctx.image)
+        del ctx
     ms_transform = _ms(t0)
     t1 = time.perf_counter()
     timing = {"duration": durations, "loop": img.info.get("loop", 0)}

@@ -136,6 +136,16 @@ class Limits:
     max_pixels: int = 100_000_000
     max_output_dimension: int = 8192
     max_frames: int = 100
+    # The decoded working set one source may need (core.memory); with the
+    # interpreter and Pillow a process then stays under 900 MiB, inside a
+    # 1024 MB Lambda. The handler lowers it to fit a smaller function.
+    max_memory_mb: int = 768
+    # Progressive JPEGs have ~10 scans; each extra one is another pass over
+    # every block, so thousands of repeated scans decode for minutes.
+    max_scans: int = 100
+    # Wall time one image may take (`imgproc process` kills and replaces its
+    # worker; the handler also stops before the function's deadline).
+    max_seconds: int = 60
     input_formats: tuple[str, ...] = INPUT_FORMATS
 
     def check_source_size(self, size: int, name: str) -> None:
@@ -184,7 +194,8 @@ _BOOLS = ("enlarge", "strip", "keep_icc", "grayscale", "progressive", "optimize"
 _WATERMARK_KEYS = {f.name for f in fields(Watermark)}
 _LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "max_source_bytes": (1, 5 << 30), "max_pixels": (1, 1 << 31),
-    "max_output_dimension": (1, 16383), "max_frames": (1, 10000),
+    "max_output_dimension": (1, 16383), "max_frames": (1, 10000), "max_memory_mb": (16, 1 << 20),
+    "max_scans": (1, 100_000), "max_seconds": (1, 86_400),
 }
 
 

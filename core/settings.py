@@ -41,6 +41,11 @@ _PRESET = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ON = ("on", "true", "1", "yes")
 _OFF = ("off", "false", "0", "no", "")
 _LIMIT_RANGES = {"IMGPROC_MAX_SOURCE_BYTES": (1, 5 << 30), "IMGPROC_MAX_PIXELS": (1, 1 << 31)}
+# Set by the Lambda runtime: the function's configured memory in MB.
+FUNCTION_MEMORY = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+# What the runtime, boto3, Pillow and the encoded source and outputs take
+# besides the decoded working set (a 24 MP photo peaks under 100 MiB in all).
+RUNTIME_HEADROOM_MB = 256
 
 
 @dataclass(frozen=True)
@@ -54,14 +59,23 @@ class HandlerSettings:
     max_pixels: int | None = None
     rekognition: bool = False
     config_path: Path | None = None
+    function_memory_mb: int | None = None  # None outside Lambda
 
     def limits(self, base: "Limits") -> "Limits":
-        """The presets file's limits with the environment's overrides applied."""
+        """The presets file's limits with the environment's overrides applied.
+
+        The memory budget is the smaller of ``limits.max_memory_mb`` and what the
+        function's memory leaves after ``RUNTIME_HEADROOM_MB``: a source the
+        function cannot hold is refused from its header instead of killing it.
+        """
         changes = {}
         if self.max_source_bytes is not None:
             changes["max_source_bytes"] = self.max_source_bytes
         if self.max_pixels is not None:
             changes["max_pixels"] = self.max_pixels
+        if self.function_memory_mb is not None:
+            fits = max(16, self.function_memory_mb - RUNTIME_HEADROOM_MB)
+            changes["max_memory_mb"] = min(base.max_memory_mb, fits)
         return replace(base, **changes)
 
     def output_prefixes(self, rendition_names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -96,6 +110,16 @@ def _int(env: Mapping[str, str], name: str) -> int | None:
     if not lo <= value <= hi:
         raise ConfigError(f"{name}: {value} is out of range {lo}..{hi}")
     return value
+
+
+def _function_memory(env: Mapping[str, str]) -> int | None:
+    raw = str(env.get(FUNCTION_MEMORY, "")).strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{FUNCTION_MEMORY}: expected the function's memory in MB, got {raw!r}") from None
 
 
 def _bucket(env: Mapping[str, str], name: str, required: bool) -> str:
@@ -139,6 +163,7 @@ def parse_settings(env: Mapping[str, str], base_dir: Path) -> HandlerSettings:
         max_pixels=_int(env, "IMGPROC_MAX_PIXELS"),
         rekognition=rekognition in _ON,
         config_path=config_path,
+        function_memory_mb=_function_memory(env),
     )
 
 

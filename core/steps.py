@@ -14,6 +14,7 @@ from typing import Callable
 
 from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageFont
 
+from core import lowmem
 from core.codec import orient
 from core.geometry import Geometry, gravity_offset, to_stored
 from core.recipe import Rendition, Watermark
@@ -108,13 +109,13 @@ def resize(ctx: Context) -> None:
     if copies.is_stored(src):
         size, box = to_stored(g.size, box, src.width, src.height, copies.orientation)
         same = full_frame and src.size == size
-        resized = src if same else src.resize(size, RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
+        resized = src if same else lowmem.resize(src, size, RESAMPLE, box, REDUCING_GAP)
         ctx.image = orient(resized, copies.orientation)
     elif full_frame and src.size == g.size:
         ctx.image = src  # shared, never modified: every step returns a new image
         return
     else:
-        ctx.image = src.resize(g.size, RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
+        ctx.image = lowmem.resize(src, g.size, RESAMPLE, box, REDUCING_GAP)
     if full_frame and not ctx.notes.get("animated"):
         copies.add(ctx.image)
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +20,7 @@ from rich.table import Table
 from cli.commands.options import ConfigOpt
 from cli.console import ExitCode, err_console, human_bytes, load_config
 from cli.errors import fail
+from cli.workers import Pool
 from core import batch
 from core.codec import check_codecs
 from core.errors import ImgprocError
@@ -77,37 +77,21 @@ class Summary:
 
 # --- running jobs ------------------------------------------------------------
 
-_WORKER: dict = {}
-
-
-def _init_worker(src: Path, out: Path, renditions: tuple[Rendition, ...], limits: Limits) -> None:
-    # Ctrl-C is the parent's to handle: workers finish their file, the parent stops handing out more.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Sent once per worker process instead of with every file.
-    _WORKER.update(src=src, out=out, renditions=renditions, limits=limits)
-
-
-def _work(job: batch.Job) -> batch.FileResult:
-    w = _WORKER
-    return batch.run_job(w["src"], w["out"], job, w["renditions"], w["limits"])
+def _failed_job(job: batch.Job, kind: str, message: str) -> batch.FileResult:
+    return batch.FileResult(job.relative, error=f"{job.relative}: {message}", error_type=kind)
 
 
 def run_jobs(
     jobs: tuple[batch.Job, ...], src: Path, out: Path, renditions: tuple[Rendition, ...], limits: Limits, workers: int
 ) -> Iterator[batch.FileResult]:
-    """Results as they finish; in-process for one worker (simpler to debug, no pool start-up)."""
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield batch.run_job(src, out, job, renditions, limits)
-        return
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(src, out, renditions, limits)) as pool:
-        futures = [pool.submit(_work, job) for job in jobs]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    """Results as they finish, from worker processes (even for one worker: only a
+    separate process can be stopped when a file passes ``limits.max_seconds``).
+
+    A worker that dies or overruns costs its file (WorkerDied / ImageTimeout), not the run.
+    """
+    work = functools.partial(batch.run_job, src, out, renditions=renditions, limits=limits)
+    pool = Pool(min(workers, len(jobs)) or 1, work, _failed_job, limits.max_seconds)
+    yield from pool.run(jobs)
 
 
 def _progress(console: Console) -> Progress:
