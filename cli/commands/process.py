@@ -20,7 +20,7 @@ from rich.table import Table
 from cli.commands.options import ConfigOpt
 from cli.console import ExitCode, err_console, human_bytes, load_config
 from cli.errors import fail
-from cli.workers import Pool
+from cli.process.workers import Pool
 from core import batch
 from core.codec import check_codecs
 from core.errors import ImgprocError
