@@ -16,6 +16,9 @@ LifecycleConfiguration and PublicAccessBlockConfiguration, and AWS::Lambda::Even
 so `imgproc deploy` wires the pipeline as it does on AWS. AWS::S3::BucketPolicy stays
 unapplied (see `emulator_cfn`).
 
+Only local programs get through: `guard.LocalOnly` refuses browser cross-origin requests and
+any Host but the emulator's own loopback address (see there why binding to 127.0.0.1 is not enough).
+
 State: on shutdown every moto service's in-memory state (buckets and objects, stacks, functions,
 roles, log groups, queues...) is saved to ``<state-dir>/state.pickle`` and restored at the next
 start by the same moto version. A crash (SIGKILL) loses what changed since the last start.
@@ -32,9 +35,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from cli.emulator.dispatcher import Dispatcher
+from cli.emulator.guard import LocalOnly
 from cli.emulator.settings import (
     DEFAULT_PORT,
     DEFAULT_STATE_DIR,
@@ -54,7 +57,7 @@ class Emulator:
                  concurrency: int = 2, persist: bool = True, say: Callable[[str], None] = print):
         self.host, self.port, self.state_dir = host, port, Path(state_dir)
         self.concurrency, self.persist, self.say = concurrency, persist, say
-        self.server: Any = None
+        self.server: GuardedMotoServer | None = None
         self.dispatcher: Dispatcher | None = None
 
     @property
@@ -69,13 +72,10 @@ class Emulator:
                 "choose another with --port, or --port 0 for any free port"
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        from moto.server import ThreadedMotoServer
-
         if self.persist:
             self.say(load_state(self.state_dir / STATE_FILE))
-        self.server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self.server.start()
-        self.port = self.server.get_host_and_port()[1]
+        self.server = GuardedMotoServer(self.host, self.port, say=self.say)
+        self.port = self.server.port
         self.dispatcher = Dispatcher(self.endpoint, self.state_dir / "cache", self.concurrency, say=self.say).install()
         return self.endpoint
 
@@ -93,6 +93,27 @@ class Emulator:
         if self.persist and started:  # never overwrite saved state with a failed start's empty one
             size = save_state(self.state_dir / STATE_FILE)
             self.say(f"saved state to {self.state_dir / STATE_FILE} ({size} bytes)")
+
+
+class GuardedMotoServer:
+    """moto's WSGI app behind `LocalOnly`, served from a thread (moto's ThreadedMotoServer, guarded)."""
+
+    def __init__(self, host: str, port: int, say: Callable[[str], None] = print):
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(host, port, moto_app, threaded=True, request_handler=MotoRequestHandler)
+        self.port = int(self._server.server_port)  # the bound one when port is 0
+        # Wrapped once the port is known: the Host and Origin the guard accepts name it.
+        self._server.app = LocalOnly(moto_app, self.port, say=say)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="emulator-http")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
 
 
 def serve(port: int, state_dir: Path, concurrency: int = 2, persist: bool = True,
