@@ -20,8 +20,10 @@ Only local programs get through: `guard.LocalOnly` refuses browser cross-origin 
 any Host but the emulator's own loopback address (see there why binding to 127.0.0.1 is not enough).
 
 State: on shutdown every moto service's in-memory state (buckets and objects, stacks, functions,
-roles, log groups, queues...) is saved to ``<state-dir>/state.pickle`` and restored at the next
-start by the same moto version. A crash (SIGKILL) loses what changed since the last start.
+roles, log groups, queues, parameters...) is saved, sealed with this user's key, to
+``<state-dir>/state.pickle`` and restored at the next start by the same moto version; a file that
+cannot be restored stops the start (see `state`). A crash (SIGKILL) loses what changed since the
+last start.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ from cli.emulator.settings import (
     INFO_FILE,
     STATE_FILE,
     EmulatorError,
+    make_private_dir,
     port_available,
     require_moto,
+    write_private_file,
 )
 from cli.emulator.state import load_state, save_state
 
@@ -71,7 +75,7 @@ class Emulator:
                 f"port {self.port} on {self.host} is in use (LocalStack? another `imgproc local up`?); "
                 "choose another with --port, or --port 0 for any free port"
             )
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.state_dir)
         if self.persist:
             self.say(load_state(self.state_dir / STATE_FILE))
         self.server = GuardedMotoServer(self.host, self.port, say=self.say)
@@ -133,7 +137,7 @@ def serve(port: int, state_dir: Path, concurrency: int = 2, persist: bool = True
     info = {"pid": os.getpid(), "endpoint": endpoint, "port": emulator.port, "state_dir": str(Path(state_dir).resolve()),
             "started": time.time(), "detached": os.getpgid(0) == os.getpid()}
     info_path = Path(state_dir) / INFO_FILE
-    info_path.write_text(json.dumps(info), encoding="utf-8")
+    write_private_file(info_path, json.dumps(info).encode("utf-8"))
     say(f"emulator ready at {endpoint} (pid {os.getpid()})")
     try:
         while not stop.wait(0.5):
