@@ -104,6 +104,16 @@ def test_a_key_others_can_read_is_not_used(tmp_path, aws):
         load_state(path)
 
 
+def test_state_from_another_moto_version_stops_and_is_kept(tmp_path, aws):
+    path = tmp_path / "state.pickle"
+    save_state(path)  # makes this user's key
+    other_version = state._seal(pickle.dumps({"moto": "0.0.1", "services": {}}), state_key_path().read_bytes())
+    path.write_bytes(other_version)
+    with pytest.raises(StateError, match=r"moto 0\.0\.1 and cannot be restored .*--reset"):
+        load_state(path)
+    assert path.read_bytes() == other_version
+
+
 # -- `imgproc local up` / `down` --------------------------------------------------------------
 
 
