@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cli.emulator.dispatcher import Dispatcher
 from cli.emulator.guard import LocalOnly
@@ -100,23 +101,32 @@ class Emulator:
 
 
 class GuardedMotoServer:
-    """moto's WSGI app behind `LocalOnly`, served from a thread (moto's ThreadedMotoServer, guarded)."""
+    """moto's WSGI app behind `LocalOnly`, served from a thread (moto's ThreadedMotoServer, guarded).
+
+    The guard stays the outermost layer: other layers (an API Gateway proxy...) go inside it
+    with `wrap`, so nothing a browser sends reaches them unchecked.
+    """
 
     def __init__(self, host: str, port: int, say: Callable[[str], None] = print):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         moto_app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(host, port, moto_app, threaded=True, request_handler=MotoRequestHandler)
-        self.port = int(self._server.server_port)  # the bound one when port is 0
+        self._http = make_server(host, port, moto_app, threaded=True, request_handler=MotoRequestHandler)
+        self.port = int(self._http.server_port)  # the bound one when port is 0
         # Wrapped once the port is known: the Host and Origin the guard accepts name it.
-        self._server.app = LocalOnly(moto_app, self.port, say=say)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="emulator-http")
+        self.guard = LocalOnly(moto_app, self.port, say=say)
+        self._http.app = self.guard
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True, name="emulator-http")
         self._thread.start()
 
+    def wrap(self, layer: Callable[[Any], Any]) -> None:
+        """Put ``layer(app)`` between the guard and the app it guards (requests reach it checked)."""
+        self.guard.app = layer(self.guard.app)
+
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.shutdown()
+        self._http.server_close()
         self._thread.join()
 
 

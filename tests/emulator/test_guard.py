@@ -170,6 +170,21 @@ def test_the_aws_cli_works_unchanged(emulator, tmp_path):
     assert (tmp_path / "back.jpg").read_bytes() == b"jpeg bytes"
 
 
+def test_layers_added_to_the_emulator_stay_behind_the_guard(emulator):
+    seen: list[str] = []
+
+    def layer(app):
+        def spy(environ, start_response):
+            seen.append(environ["PATH_INFO"])
+            return app(environ, start_response)
+        return spy
+
+    emulator.server.wrap(layer)
+    assert send(emulator, "GET", "/from-a-page", {"Origin": EVIL})[0] == 403
+    assert send(emulator, "GET", "/from-curl")[0] != 403
+    assert seen == ["/from-curl"]
+
+
 def test_the_guard_names_why_it_refused():
     guard = LocalOnly(app=None, port=4567, say=lambda _message: None)
     local = {"HTTP_HOST": "127.0.0.1:4567"}
