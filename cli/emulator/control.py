@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,7 +12,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cli.emulator.settings import INFO_FILE, LOG_FILE, EmulatorError, port_available, require_moto
+from cli.emulator.settings import (
+    INFO_FILE,
+    LOG_FILE,
+    STATE_FILE,
+    EmulatorError,
+    make_private_dir,
+    open_private_file,
+    port_available,
+    require_moto,
+)
+from cli.emulator.state import read_sealed
 
 
 def read_info(state_dir: Path) -> dict[str, Any] | None:
@@ -54,13 +65,15 @@ def start_detached(port: int, state_dir: Path, concurrency: int = 2, persist: bo
     if port and not port_available("127.0.0.1", port):
         raise EmulatorError(f"port {port} on 127.0.0.1 is in use (LocalStack? another `imgproc local up`?); "
                             "choose another with --port, or --port 0 for any free port")
-    state_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(state_dir)
+    if persist and (state_dir / STATE_FILE).exists():
+        read_sealed(state_dir / STATE_FILE)  # refused here, with a clean message, before a process starts
     log_path = state_dir / LOG_FILE
     command = [sys.executable, "-m", "cli.emulator.server", "serve", "--port", str(port), "--state-dir", str(state_dir),
                "--concurrency", str(concurrency)] + ([] if persist else ["--no-persist"])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]))
-    with open(log_path, "ab") as log:
+    with os.fdopen(open_private_file(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True, env=env)
     deadline = time.monotonic() + timeout_s
@@ -71,7 +84,9 @@ def start_detached(port: int, state_dir: Path, concurrency: int = 2, persist: bo
             return info
         if process.poll() is not None:
             tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-            raise EmulatorError(f"the emulator exited during start-up: {tail[0] if tail else 'no output'} (see {log_path})")
+            # The log's last line is the emulator's `HH:MM:SS error: <why>`: the why is the message.
+            why = re.sub(r"^\d\d:\d\d:\d\d (error: )?", "", tail[0]) if tail else "no output"
+            raise EmulatorError(f"the emulator exited during start-up: {why} (see {log_path})")
         time.sleep(0.1)
     _terminate(process.pid, group=True, timeout_s=5)
     raise EmulatorError(f"the emulator did not become ready within {timeout_s:.0f} s (see {log_path})")

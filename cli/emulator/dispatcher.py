@@ -152,9 +152,10 @@ class Dispatcher:
             return bucket
 
         notifications._invoke_awslambda = on_notification
-        LambdaFunction.invoke = invoke
-        FakeBucket.create_from_cloudformation_json = classmethod(bucket_create)
-        FakeBucket.update_from_cloudformation_json = classmethod(bucket_update)
+        # setattr: replacing moto's methods in place is the point of the hook (mypy forbids method assignment).
+        setattr(LambdaFunction, "invoke", invoke)  # noqa: B010
+        setattr(FakeBucket, "create_from_cloudformation_json", classmethod(bucket_create))  # noqa: B010
+        setattr(FakeBucket, "update_from_cloudformation_json", classmethod(bucket_update))  # noqa: B010
         cfn_parsing.resource_class_from_type = resource_class_from_type
         Dispatcher._active = self
         for thread in self._threads:
@@ -171,9 +172,9 @@ class Dispatcher:
             return
         self.drain(drain_s)
         notifications._invoke_awslambda = self._saved["notify"]
-        LambdaFunction.invoke = self._saved["invoke"]
-        FakeBucket.create_from_cloudformation_json = self._saved["bucket_create"]
-        FakeBucket.update_from_cloudformation_json = self._saved["bucket_update"]
+        setattr(LambdaFunction, "invoke", self._saved["invoke"])  # noqa: B010 - see install()
+        setattr(FakeBucket, "create_from_cloudformation_json", self._saved["bucket_create"])  # noqa: B010
+        setattr(FakeBucket, "update_from_cloudformation_json", self._saved["bucket_update"])  # noqa: B010
         cfn_parsing.resource_class_from_type = self._saved["cfn_types"]
         Dispatcher._active = None
         for _ in self._threads:

@@ -16,9 +16,14 @@ LifecycleConfiguration and PublicAccessBlockConfiguration, and AWS::Lambda::Even
 so `imgproc deploy` wires the pipeline as it does on AWS. AWS::S3::BucketPolicy stays
 unapplied (see `emulator_cfn`).
 
+Only local programs get through: `guard.LocalOnly` refuses browser cross-origin requests and
+any Host but the emulator's own loopback address (see there why binding to 127.0.0.1 is not enough).
+
 State: on shutdown every moto service's in-memory state (buckets and objects, stacks, functions,
-roles, log groups, queues...) is saved to ``<state-dir>/state.pickle`` and restored at the next
-start by the same moto version. A crash (SIGKILL) loses what changed since the last start.
+roles, log groups, queues, parameters...) is saved, sealed with this user's key, to
+``<state-dir>/state.pickle`` and restored at the next start by the same moto version; a file that
+cannot be restored stops the start (see `state`). A crash (SIGKILL) loses what changed since the
+last start.
 """
 
 from __future__ import annotations
@@ -35,14 +40,17 @@ from pathlib import Path
 from typing import Any
 
 from cli.emulator.dispatcher import Dispatcher
+from cli.emulator.guard import LocalOnly
 from cli.emulator.settings import (
     DEFAULT_PORT,
     DEFAULT_STATE_DIR,
     INFO_FILE,
     STATE_FILE,
     EmulatorError,
+    make_private_dir,
     port_available,
     require_moto,
+    write_private_file,
 )
 from cli.emulator.state import load_state, save_state
 
@@ -54,7 +62,7 @@ class Emulator:
                  concurrency: int = 2, persist: bool = True, say: Callable[[str], None] = print):
         self.host, self.port, self.state_dir = host, port, Path(state_dir)
         self.concurrency, self.persist, self.say = concurrency, persist, say
-        self.server: Any = None
+        self.server: GuardedMotoServer | None = None
         self.dispatcher: Dispatcher | None = None
 
     @property
@@ -68,14 +76,11 @@ class Emulator:
                 f"port {self.port} on {self.host} is in use (LocalStack? another `imgproc local up`?); "
                 "choose another with --port, or --port 0 for any free port"
             )
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        from moto.server import ThreadedMotoServer
-
+        make_private_dir(self.state_dir)
         if self.persist:
             self.say(load_state(self.state_dir / STATE_FILE))
-        self.server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self.server.start()
-        self.port = self.server.get_host_and_port()[1]
+        self.server = GuardedMotoServer(self.host, self.port, say=self.say)
+        self.port = self.server.port
         self.dispatcher = Dispatcher(self.endpoint, self.state_dir / "cache", self.concurrency, say=self.say).install()
         return self.endpoint
 
@@ -95,6 +100,36 @@ class Emulator:
             self.say(f"saved state to {self.state_dir / STATE_FILE} ({size} bytes)")
 
 
+class GuardedMotoServer:
+    """moto's WSGI app behind `LocalOnly`, served from a thread (moto's ThreadedMotoServer, guarded).
+
+    The guard stays the outermost layer: other layers (an API Gateway proxy...) go inside it
+    with `wrap`, so nothing a browser sends reaches them unchecked.
+    """
+
+    def __init__(self, host: str, port: int, say: Callable[[str], None] = print):
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        self._http = make_server(host, port, moto_app, threaded=True, request_handler=MotoRequestHandler)
+        self.port = int(self._http.server_port)  # the bound one when port is 0
+        # Wrapped once the port is known: the Host and Origin the guard accepts name it.
+        self.guard = LocalOnly(moto_app, self.port, say=say)
+        self._http.app = self.guard
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True, name="emulator-http")
+        self._thread.start()
+
+    def wrap(self, layer: Callable[[Any], Any]) -> None:
+        """Put ``layer(app)`` between the guard and the app it guards (requests reach it checked)."""
+        self.guard.app = layer(self.guard.app)
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+        self._thread.join()
+
+
 def serve(port: int, state_dir: Path, concurrency: int = 2, persist: bool = True,
           say: Callable[[str], None] = print) -> int:
     """Run the emulator until SIGTERM/SIGINT; writes <state-dir>/emulator.json once ready."""
@@ -112,7 +147,7 @@ def serve(port: int, state_dir: Path, concurrency: int = 2, persist: bool = True
     info = {"pid": os.getpid(), "endpoint": endpoint, "port": emulator.port, "state_dir": str(Path(state_dir).resolve()),
             "started": time.time(), "detached": os.getpgid(0) == os.getpid()}
     info_path = Path(state_dir) / INFO_FILE
-    info_path.write_text(json.dumps(info), encoding="utf-8")
+    write_private_file(info_path, json.dumps(info).encode("utf-8"))
     say(f"emulator ready at {endpoint} (pid {os.getpid()})")
     try:
         while not stop.wait(0.5):

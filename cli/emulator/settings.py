@@ -1,7 +1,12 @@
-"""The emulator's fixed names: default port, state folder and the files in it; its errors."""
+"""The emulator's fixed names: default port, state folder and the files in it; its errors.
+
+The state folder holds every object, SSM SecureString values and the functions' code: it is kept
+0700 and its files 0600, whatever the umask.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -46,3 +51,25 @@ def port_available(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) and make it 0700, also when it already existed."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def open_private_file(path: Path, flags: int) -> int:
+    """A descriptor on ``path`` opened 0600 with ``flags``, never through a symlink planted there."""
+    descriptor = os.open(path, flags | os.O_NOFOLLOW, 0o600)
+    os.fchmod(descriptor, 0o600)
+    return descriptor
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically with ``data``, 0600 (a half-written file is never left behind)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(open_private_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as file:
+        file.write(data)
+    tmp.replace(path)

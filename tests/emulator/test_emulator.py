@@ -288,18 +288,6 @@ def test_uninstall_gives_moto_back_unchanged(moto_server, code_cache):
     assert after == before
 
 
-def test_state_from_another_moto_version_is_set_aside(tmp_path):
-    import pickle
-
-    from cli.emulator.state import load_state
-
-    saved = tmp_path / "state.pickle"
-    saved.write_bytes(pickle.dumps({"moto": "0.0.1", "services": {}}))
-    message = load_state(saved)
-    assert "moto 0.0.1" in message and "starting empty" in message
-    assert not saved.exists() and (tmp_path / "state.moto-0.0.1").exists()
-
-
 def test_going_over_the_memory_size_kills_the_environment(dispatcher, moto_server):
     hog = "def handler(event, context):\n    blob = bytearray(200 * 1024 * 1024)\n    return len(blob)\n"
     create_function(moto_server, memory=128, code=make_zip(hog))

@@ -110,12 +110,12 @@ def test_a_busy_port_and_a_second_up_are_clear_errors(state_dir, tmp_path):
         port = busy.getsockname()[1]
         result = imgproc("local", "up", "--port", str(port), "--state-dir", str(state_dir), cwd=tmp_path)
     assert result.returncode == 1
-    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
     assert imgproc("local", "up", "--port", "0", "--state-dir", str(state_dir), cwd=tmp_path).returncode == 0
     second = imgproc("local", "up", "--port", "0", "--state-dir", str(state_dir), cwd=tmp_path)
-    assert second.returncode == 1 and "already running" in second.stderr
+    assert second.returncode == 1 and "already running" in second.stdout + second.stderr
     assert imgproc("local", "down", "--state-dir", str(state_dir), cwd=tmp_path).returncode == 0
 
 
