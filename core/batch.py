@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import stat as stat_mode
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import ImgprocError, OutputCollision, StorageError
+from core.errors import ImgprocError, NotRegularFile, OutputCollision, OutsideSource, SourceTooLarge, StorageError
 from core.naming import local_output_path
 from core.pipeline import render
 from core.recipe import Limits, Rendition, recipe_hash
@@ -102,13 +103,55 @@ def save_manifest(out: Path, entries: dict) -> None:
     atomic_write(out / MANIFEST_NAME, json.dumps(doc, indent=1).encode())
 
 
-def _stat(path: Path) -> tuple[int, int]:
-    st = path.stat()
+def _stat(path: Path) -> tuple[int, int] | None:
+    """(size, mtime_ns), or None when the path cannot be examined (run_job then says why)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
     return st.st_size, st.st_mtime_ns
 
 
-def _up_to_date(entry: dict | None, stat: tuple[int, int], recipe: str, outputs: tuple[str, ...], out: Path) -> bool:
-    if not entry:
+_KINDS = ((stat_mode.S_ISFIFO, "a FIFO"), (stat_mode.S_ISCHR, "a character device"),
+          (stat_mode.S_ISBLK, "a block device"), (stat_mode.S_ISSOCK, "a socket"), (stat_mode.S_ISDIR, "a folder"))
+
+
+def _kind(st_mode: int) -> str:
+    return next((name for test, name in _KINDS if test(st_mode)), "not a regular file")
+
+
+def read_source(src: Path, relative: str, limits: Limits) -> tuple[bytes, tuple[int, int]]:
+    """The bytes of one source and its (size, mtime_ns); only a regular file inside SRC, never past the byte limit.
+
+    A FIFO would block the read forever and ``/dev/zero`` never ends, so the
+    file type is checked before it is opened and again on the open descriptor
+    (opened non-blocking: opening a FIFO must not wait for a writer). A
+    symlink to a file inside SRC is followed like the file itself; one that
+    leads outside SRC is refused, so a folder from elsewhere cannot publish
+    files it only points at.
+    """
+    path = src / relative
+    st = os.stat(path)  # follows a symlink; FileNotFoundError for a dangling one
+    link = f" (symlink to {os.readlink(path)})" if path.is_symlink() else ""
+    if not stat_mode.S_ISREG(st.st_mode):
+        raise NotRegularFile(f"{relative}: {_kind(st.st_mode)}{link}, not a regular file; not read")
+    real = path.resolve()
+    if not real.is_relative_to(src.resolve()):
+        raise OutsideSource(f"{relative}: symlink to {real}, outside the source folder; not followed")
+    limits.check_source_size(st.st_size, relative)  # before reading it into memory
+    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        opened = os.fstat(fh.fileno())
+        if not stat_mode.S_ISREG(opened.st_mode):  # replaced since the check above
+            raise NotRegularFile(f"{relative}: {_kind(opened.st_mode)}, not a regular file; not read")
+        data = fh.read(limits.max_source_bytes + 1)
+    if len(data) > limits.max_source_bytes:
+        raise SourceTooLarge(f"{relative}: more than the {limits.max_source_bytes:,}-byte limit (it grew while read)")
+    return data, (opened.st_size, opened.st_mtime_ns)
+
+
+def _up_to_date(entry: dict | None, stat: tuple[int, int] | None, recipe: str, outputs: tuple[str, ...], out: Path) -> bool:
+    if not entry or stat is None:
         return False
     same_source = (entry.get("size"), entry.get("mtime_ns")) == stat and entry.get("recipe") == recipe
     return same_source and list(entry.get("outputs", [])) == list(outputs) and all(
@@ -140,11 +183,8 @@ def plan(src: Path, out: Path, renditions: tuple[Rendition, ...], manifest: dict
 
 def run_job(src: Path, out: Path, job: Job, renditions: tuple[Rendition, ...], limits: Limits) -> FileResult:
     """Render one source and write its outputs atomically; failures become a result, not a raise."""
-    path = src / job.relative
     try:
-        stat = _stat(path)
-        limits.check_source_size(stat[0], job.relative)  # before reading it into memory
-        data = path.read_bytes()
+        data, stat = read_source(src, job.relative, limits)
         result = render(data, renditions, limits, name=job.relative)
         paths = dict(zip((r.label for r in renditions), job.outputs, strict=True))
         records = []

@@ -88,6 +88,14 @@ class MemoryBudgetExceeded(RefusedSource):
     """Decoding the source would need more memory than limits.max_memory_mb (estimated from its header)."""
 
 
+class NotRegularFile(RefusedSource):
+    """The source is a FIFO, a device, a socket or a folder: only regular files are read (a FIFO would block forever)."""
+
+
+class OutsideSource(RefusedSource):
+    """The source is a symlink that leads outside the source folder; it is not followed."""
+
+
 # --- producing an output ----------------------------------------------------
 
 
