@@ -260,7 +260,7 @@ class HttpError(Exception):
         self.status, self.outcome, self.reason, self.headers = status, outcome, reason, headers or {}
 
 
-_PUBLIC_ERRORS = {400: "bad request", 403: "forbidden", 404: "not found", 405: "method not allowed",
+_PUBLIC_ERRORS = {400: "bad request", 403: "forbidden", 404: "not found", 405: "method not allowed", 409: "conflict",
                   422: "image cannot be rendered", 500: "internal error", 503: "try again later"}
 
 
@@ -436,13 +436,15 @@ def _serve(req: Request, log: dict[str, Any]) -> dict[str, Any]:
     from core.storage import S3Bucket
 
     rendition = negotiate(renditions, req.headers.get("accept", ""))
-    out_key = s3_output_key(hs.output_prefix, key, rendition)  # no recipe hash (and no Pillow) for a hit
+    # No recipe hash (and no Pillow) for a hit.
+    out_key = s3_output_key(hs.output_prefix, key, rendition, state.config.naming)
     log.update(format=rendition.format, output_key=out_key)
     output = S3Bucket(_client("s3"), hs.output_bucket)
     headers = {"Vary": "Accept"} if len(renditions) > 1 else {}
 
     info = output.head(out_key)
     if info is not None:
+        _check_owner(info, out_key, key, log)
         log.update(cache="hit", bytes=info.size)
         return _found(req, settings, out_key, info.etag, headers, remaining, log)
 
@@ -459,6 +461,16 @@ def _serve(req: Request, log: dict[str, Any]) -> dict[str, Any]:
         body = "" if req.method == "HEAD" else base64.b64encode(data).decode("ascii")
         return _response(200, headers, body, b64=req.method != "HEAD")
     return _redirect(settings, out_key, etag, headers, remaining, log)
+
+
+def _check_owner(info, out_key: str, key: str, log: dict[str, Any]) -> None:
+    """409 when the stored rendition was made from another source (cat.png for cat.jpg): never serve it."""
+    from core.jobs import collision, owned_by
+
+    if not owned_by(info, key):
+        exc = collision(out_key, info, key)
+        log["error"] = {"type": exc.kind, "message": exc.message}
+        raise HttpError(409, "conflict", exc.kind)
 
 
 def _authorize(req: Request, path: str, settings: ApiSettings) -> int | None:
@@ -528,8 +540,8 @@ class _Keep:
     def keys(self, prefix=""):
         return self.inner.keys(prefix)
 
-    def write(self, key, data, content_type, metadata=None, cache_control=None):
-        self.inner.write(key, data, content_type, metadata, cache_control)
+    def write(self, key, data, content_type, metadata=None, cache_control=None, expect=None):
+        self.inner.write(key, data, content_type, metadata, cache_control, expect=expect)
         self.data = data
 
 
@@ -539,7 +551,7 @@ def _render(state: _State, rendition: Rendition, key: str, output, log: dict[str
     from core.storage import S3Bucket
 
     hs = state.settings.handler
-    job = Job.create((rendition,), state.limits, hs.output_prefix)
+    job = Job.create((rendition,), state.limits, hs.output_prefix, naming=state.config.naming)
     kept = _Keep(output)
     record = process_object(S3Bucket(_client("s3"), hs.input_bucket), key, kept, job, bucket=hs.input_bucket)
     log["ms_render"] = record["ms"]
@@ -554,6 +566,8 @@ def _render(state: _State, rendition: Rendition, key: str, output, log: dict[str
     cls = getattr(errors, str(error.get("type")), None)
     if error.get("transient"):
         raise HttpError(503, "failed", "transient storage error", {"Retry-After": "2"})
+    if cls is errors.OutputCollision:  # another source's rendition holds the key: never serve it as ours
+        raise HttpError(409, "conflict", str(error.get("type")))
     if isinstance(cls, type) and issubclass(cls, (errors.RefusedSource, errors.OutputTooLarge,
                                                    errors.ByteBudgetExceeded)):
         raise HttpError(422, "unprocessable", str(error.get("type")))

@@ -86,7 +86,8 @@ class Runtime:
             raise ConfigError(f"IMGPROC_PRESETS: {exc}") from None
         self.rendition_names = tuple(dict.fromkeys(r.name for r in renditions))
         check_loop(settings, self.rendition_names)
-        self.job = Job.create(renditions, settings.limits(config.limits), settings.output_prefix)
+        self.job = Job.create(renditions, settings.limits(config.limits), settings.output_prefix,
+                              naming=config.naming)
         self.config_source = config.source
         self._client_factory = client_factory
         self._clients: dict[str, Any] = {}

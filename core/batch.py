@@ -33,12 +33,24 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Collision:
+    """``relative`` wants ``output``, which ``owner`` writes: ``relative`` is not rendered."""
+
+    relative: str
+    owner: str
+    output: str
+    stat: tuple[int, int] | None
+    message: str
+
+
+@dataclass(frozen=True)
 class Plan:
     jobs: tuple[Job, ...]
     unchanged: tuple[str, ...]  # up to date for this recipe: skipped
     not_images: tuple[str, ...]  # extension is not an image format: skipped
-    collisions: tuple[tuple[str, str], ...]  # (relative source, message): failures
+    collisions: tuple[Collision, ...]  # failures, reported once per unchanged pair
     recipe: str
+    acknowledged: tuple[Collision, ...] = ()  # the same collisions a previous run reported: skipped, warned
 
 
 @dataclass(frozen=True)
@@ -159,26 +171,46 @@ def _up_to_date(entry: dict | None, stat: tuple[int, int] | None, recipe: str, o
     )
 
 
-def plan(src: Path, out: Path, renditions: tuple[Rendition, ...], manifest: dict, force: bool) -> Plan:
-    """Decide what to render: skip up-to-date sources, flag output collisions."""
+def plan(src: Path, out: Path, renditions: tuple[Rendition, ...], manifest: dict, force: bool,
+         naming: str = "stem") -> Plan:
+    """Decide what to render: skip up-to-date sources, flag output collisions.
+
+    An output belongs to the source that wrote it (the manifest says which) as long
+    as that source exists, else to the first source in sorted order: ``cat.gif``
+    added beside ``cat.jpg`` later never overwrites ``cat-thumb.jpg``. A collision
+    fails the run once; while both files stay unchanged, later runs skip it with
+    a warning instead of failing forever (``--force`` reports it again).
+    """
     images, others = discover(src, exclude=out)
     recipe = recipe_hash(renditions)
-    owner: dict[str, str] = {}  # output path -> the source that writes it
+    present = set(images)
+    owner: dict[str, str] = {  # output path -> the source that writes it
+        o: rel for rel, entry in manifest.items() if rel in present and not entry.get("collides_with")
+        for o in entry.get("outputs", [])
+    }
     jobs: list[Job] = []
     unchanged: list[str] = []
-    collisions: list[tuple[str, str]] = []
+    collisions: list[Collision] = []
+    acknowledged: list[Collision] = []
     for rel in images:
-        outputs = tuple(local_output_path(rel, r) for r in renditions)
-        clash = next((o for o in outputs if o in owner), None)
+        outputs = tuple(local_output_path(rel, r, naming) for r in renditions)
+        stat = _stat(src / rel)
+        clash = next((o for o in outputs if owner.get(o, rel) != rel), None)
         if clash:
-            collisions.append((rel, str(OutputCollision(f"{rel}: output {clash} is also written from {owner[clash]}"))))
+            entry = manifest.get(rel) or {}
+            seen = (not force and stat is not None and entry.get("collides_with") == owner[clash]
+                    and (entry.get("size"), entry.get("mtime_ns")) == stat and entry.get("recipe") == recipe)
+            message = str(OutputCollision(
+                f"{rel}: output {clash} is written from {owner[clash]}, which keeps it; {rel} is not rendered "
+                f"(set [output] naming = \"extension\" in imgproc.toml to render both)"))
+            (acknowledged if seen else collisions).append(Collision(rel, owner[clash], clash, stat, message))
             continue
         owner.update((o, rel) for o in outputs)
-        if not force and _up_to_date(manifest.get(rel), _stat(src / rel), recipe, outputs, out):
+        if not force and _up_to_date(manifest.get(rel), stat, recipe, outputs, out):
             unchanged.append(rel)
         else:
             jobs.append(Job(rel, outputs))
-    return Plan(tuple(jobs), tuple(unchanged), tuple(others), tuple(collisions), recipe)
+    return Plan(tuple(jobs), tuple(unchanged), tuple(others), tuple(collisions), recipe, tuple(acknowledged))
 
 
 def run_job(src: Path, out: Path, job: Job, renditions: tuple[Rendition, ...], limits: Limits) -> FileResult:
@@ -205,6 +237,12 @@ def run_job(src: Path, out: Path, job: Job, renditions: tuple[Rendition, ...], l
     except Exception as exc:  # a bug must cost one file, not the whole run
         return FileResult(job.relative, error=f"{job.relative}: internal error: {type(exc).__name__}: {exc}",
                           error_type="InternalError")
+
+
+def collision_entry(collision: Collision, recipe: str) -> dict:
+    """Remembers a reported collision, so an unchanged pair is not failed again on every run."""
+    size, mtime_ns = collision.stat or (0, 0)
+    return {"size": size, "mtime_ns": mtime_ns, "recipe": recipe, "outputs": [], "collides_with": collision.owner}
 
 
 def manifest_entry(result: FileResult, recipe: str) -> dict:

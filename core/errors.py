@@ -124,5 +124,9 @@ class TransientStorageError(StorageError):
     transient = True
 
 
+class WriteConflict(StorageError):
+    """A conditional write lost: the output was created or replaced by another writer since it was examined."""
+
+
 class SourceChanged(TransientStorageError):
     """The source was replaced between its HeadObject and the download (a retry checks the new one)."""

@@ -20,15 +20,17 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
-from core.errors import ImgprocError, StorageError, TransientStorageError
+from core.errors import ImgprocError, OutputCollision, StorageError, TransientStorageError, WriteConflict
 from core.naming import s3_output_key
 from core.recipe import Limits, Rendition, recipe_hash
-from core.storage import ObjectInfo, Storage
+from core.storage import ABSENT, ObjectInfo, Storage
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
-META_SOURCE_KEY = "imgproc-source-key"  # the source key, percent-encoded (S3 metadata is ASCII)
+# The source key, percent-encoded (S3 metadata is ASCII): the rendition's owner. A rendition
+# is only ever replaced from the source it names (a same-stem source must not overwrite it).
+META_SOURCE_KEY = "imgproc-source-key"
 META_SOURCE_ETAG = "imgproc-source-etag"
 META_RECIPE = "imgproc-recipe"
 IMGPROC_METADATA = (META_SOURCE_KEY, META_SOURCE_ETAG, META_RECIPE)
@@ -59,19 +61,36 @@ class Job:
     limits: Limits
     output_prefix: str = ""
     recipe: str = field(default="")
+    naming: str = "stem"  # [output] naming (core.naming)
 
     @classmethod
-    def create(cls, renditions: tuple[Rendition, ...], limits: Limits, output_prefix: str = "") -> "Job":
-        return cls(tuple(renditions), limits, output_prefix, recipe_hash(tuple(renditions)))
+    def create(cls, renditions: tuple[Rendition, ...], limits: Limits, output_prefix: str = "",
+               naming: str = "stem") -> "Job":
+        return cls(tuple(renditions), limits, output_prefix, recipe_hash(tuple(renditions)), naming)
 
     def output_key(self, source_key: str, r: Rendition) -> str:
-        return s3_output_key(self.output_prefix, source_key, r)
+        return s3_output_key(self.output_prefix, source_key, r, self.naming)
 
     def labels_key(self, source_key: str) -> str:
         return f"{self.output_prefix}labels/{source_key}.json"
 
     def metadata(self, source_key: str, etag: str) -> dict[str, str]:
         return {META_SOURCE_KEY: quote(source_key, safe="/"), META_SOURCE_ETAG: etag, META_RECIPE: self.recipe}
+
+
+def owned_by(info: ObjectInfo, source_key: str) -> bool:
+    """True when the existing output names ``source_key`` as its source."""
+    return info.metadata.get(META_SOURCE_KEY) == quote(source_key, safe="/")
+
+
+def collision(out_key: str, info: ObjectInfo | None, source_key: str) -> OutputCollision:
+    """The error for ``source_key`` wanting ``out_key``, which another source (or none we know) wrote."""
+    owner = info.metadata.get(META_SOURCE_KEY) if info is not None else None
+    who = f"from {unquote(owner)}" if owner else "by something other than imgproc (no source key recorded)"
+    return OutputCollision(
+        f"{source_key}: output {out_key} was already written {who} and is kept; "
+        f"set [output] naming = \"extension\" in imgproc.toml to render both"
+    )
 
 
 def is_imgproc_output(info: ObjectInfo) -> bool:
@@ -150,12 +169,17 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
         return
     job.limits.check_source_size(info.size, key)  # before downloading a byte
 
-    # Idempotency: an output whose metadata names this source ETag and recipe is up to date.
+    # An output another source wrote is never replaced (same-stem sources: cat.jpg, cat.png).
     existing = {r.label: _head_output(output, job.output_key(key, r)) for r in job.renditions}
+    taken = {r.label: collision(job.output_key(key, r), existing[r.label], key) for r in job.renditions
+             if existing[r.label] is not None and not owned_by(existing[r.label], key)}
+    # Idempotency: an output whose metadata names this source, its ETag and the recipe is up to date.
     current = {label for label, o in existing.items()
-               if o is not None and o.metadata.get(META_SOURCE_ETAG) == info.etag
+               if o is not None and label not in taken and o.metadata.get(META_SOURCE_ETAG) == info.etag
                and o.metadata.get(META_RECIPE) == job.recipe}
     ms["download"] = round(ms["download"] + _ms(t), 2)
+    if job.renditions and len(taken) == len(job.renditions):
+        raise next(iter(taken.values()))  # nothing of ours to write: do not download the source
     if job.renditions and len(current) == len(job.renditions):
         for r in job.renditions:
             o = existing[r.label]
@@ -186,6 +210,7 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
     written = []
     made = {o.rendition.label: o for o in result.outputs}
     failures = {f.rendition.label: f.error for f in result.failures}
+    failures.update(taken)
     for r in job.renditions:
         out_key = job.output_key(key, r)
         if r.label in failures:  # the others are still written; the record fails below
@@ -200,11 +225,19 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
             outcome = "unchanged"
         else:
             t = time.perf_counter()
-            output.write(out_key, out.data, r.content_type, metadata, CACHE_CONTROL)
+            previous = existing[r.label]
+            try:
+                outcome = _write_owned(output, out_key, out.data, r, metadata, key,
+                                       ABSENT if previous is None else previous.etag)
+            except OutputCollision as exc:
+                entry = _rendition_entry(r, out_key, 0, None, None, 0.0, "failed")
+                record["renditions"].append({**entry, "error": error_dict(exc)})
+                failures[r.label] = exc
+                continue
             upload = _ms(t)
             ms["upload"] += upload
-            outcome = "written"
-            written.append(out_key)
+            if outcome == "written":
+                written.append(out_key)
         record["bytes_out"] += out.bytes
         record["renditions"].append(_rendition_entry(
             r, out_key, out.bytes, out.width, out.height,
@@ -216,8 +249,26 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
         t = time.perf_counter()
         record["labels"] = _label(labeler, key, info.etag, result.outputs, output, job, written, metadata)
         ms["labels"] = _ms(t)
-    if result.failures:
-        raise result.failures[0].error
+    if failures:
+        raise next(iter(failures.values()))
+
+
+def _write_owned(output: Storage, out_key: str, data: bytes, r: Rendition, metadata: dict[str, str],
+                 key: str, expect: str) -> str:
+    """Write a rendition only over what was examined: a new key (IfNoneMatch) or our own version (IfMatch).
+
+    S3 checks the condition atomically with the PUT, so two same-stem sources
+    racing for one key cannot both win. A lost race is fine when the winner is
+    this same source (a duplicate event): "unchanged"; otherwise OutputCollision.
+    """
+    try:
+        output.write(out_key, data, r.content_type, metadata, CACHE_CONTROL, expect=expect)
+        return "written"
+    except WriteConflict:
+        now = _head_output(output, out_key)
+        if now is not None and owned_by(now, key):
+            return "unchanged"
+        raise collision(out_key, now, key) from None
 
 
 def _head_output(output: Storage, key: str) -> ObjectInfo | None:

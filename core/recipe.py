@@ -58,6 +58,10 @@ _COLOUR = re.compile(r"^#([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 
 CONFIG_FILENAME = "imgproc.toml"
 
+# How a source's name becomes its outputs' names (core/naming.py): "stem" drops the
+# source's extension (cat.jpg -> cat-thumb.jpg), "extension" keeps it (cat.jpg-thumb.jpg).
+NAMINGS = ("stem", "extension")
+
 
 @dataclass(frozen=True)
 class Watermark:
@@ -160,6 +164,7 @@ class Config:
     limits: Limits
     source: str  # where it came from, for error messages
     extra: Mapping[str, Any] = field(default_factory=dict)  # FOREIGN_TABLES, unvalidated
+    naming: str = "stem"  # [output] naming, one of NAMINGS
 
     def select(self, names: list[str] | tuple[str, ...] | None = None) -> tuple[Rendition, ...]:
         """The renditions of the named presets (all presets when ``names`` is empty).
@@ -333,6 +338,17 @@ def _parse_limits(where: _Where, table: Any) -> Limits:
     return Limits(**values)
 
 
+def _parse_output(where: _Where, table: Any) -> str:
+    """``[output] naming = "stem" | "extension"``: the same names for `process`, the handler and the API."""
+    if not isinstance(table, Mapping):
+        raise where.error("output", "expected a table")
+    _check_keys(where, "output.", table, {"naming"})
+    naming = table.get("naming", "stem")
+    if naming not in NAMINGS:
+        raise where.error("output.naming", f"{naming!r} is not one of {', '.join(NAMINGS)}")
+    return str(naming)
+
+
 def _parse_presets(where: _Where, table: Any, limits: Limits, base_dir: Path | None) -> dict[str, Preset]:
     if not isinstance(table, Mapping) or not table:
         raise where.error("presets", "expected at least one [presets.NAME] table")
@@ -365,8 +381,9 @@ def parse_config(data: Mapping[str, Any], source: str, base_dir: Path | None = N
     built-in presets are used (a file may hold only limits or deploy settings).
     """
     where = _Where(source)
-    _check_keys(where, "", data, {"presets", "limits", *FOREIGN_TABLES})
+    _check_keys(where, "", data, {"presets", "limits", "output", *FOREIGN_TABLES})
     limits = _parse_limits(where, data.get("limits", {}))
+    naming = _parse_output(where, data.get("output", {}))
     if "presets" in data:
         presets = _parse_presets(where, data["presets"], limits, base_dir)
     else:
@@ -375,7 +392,7 @@ def parse_config(data: Mapping[str, Any], source: str, base_dir: Path | None = N
     for k, v in extra.items():
         if not isinstance(v, Mapping):
             raise where.error(k, "expected a table")
-    return Config(presets=presets, limits=limits, source=source, extra=extra)
+    return Config(presets=presets, limits=limits, source=source, extra=extra, naming=naming)
 
 
 def parse_toml(text: str, source: str, base_dir: Path | None = None) -> Config:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from core.errors import SourceChanged, SourceTooLarge, StorageError, TransientStorageError
+from core.errors import SourceChanged, SourceTooLarge, StorageError, TransientStorageError, WriteConflict
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,16 @@ class Storage(Protocol):
 
     def head(self, key: str) -> ObjectInfo | None: ...
     def write(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None,
-              cache_control: str | None = None) -> None: ...
+              cache_control: str | None = None, expect: str | None = None) -> None:
+        """Store ``data`` under ``key``. ``expect``: None overwrites whatever is there;
+        ``ABSENT`` writes only a new key; an ETag replaces only that version. A lost
+        condition raises WriteConflict and leaves the existing object as it was."""
+        ...
     def keys(self, prefix: str = "") -> Iterator[str]: ...
+
+
+#: ``write(..., expect=ABSENT)``: create the key, never replace an existing object.
+ABSENT = "*"
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -98,9 +106,17 @@ class LocalFolder:
         data = path.read_bytes()
         return ObjectInfo(key, len(data), hashlib.md5(data).hexdigest())
 
-    def write(self, key, data, content_type, metadata=None, cache_control=None) -> None:
+    def write(self, key, data, content_type, metadata=None, cache_control=None, expect=None) -> None:
+        path = self._path(key)
         try:
-            atomic_write(self._path(key), data)
+            if expect == ABSENT:
+                _write_new(path, data, key)
+                return
+            if expect is not None:  # best effort: a local folder has no compare-and-swap
+                current = self.head(key)
+                if current is None or current.etag != expect:
+                    raise WriteConflict(f"{key}: replaced since it was examined")
+            atomic_write(path, data)
         except OSError as exc:
             raise StorageError(f"{key}: cannot write ({exc.strerror})") from None
 
@@ -109,6 +125,20 @@ class LocalFolder:
             key = path.relative_to(self.root).as_posix()
             if path.is_file() and key.startswith(prefix):
                 yield key
+
+
+def _write_new(path: Path, data: bytes, key: str) -> None:
+    """Write a temporary file, then hard-link it to ``path``: the link fails if ``path`` exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_temp(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.link(tmp, path)
+    except FileExistsError:
+        raise WriteConflict(f"{key}: already exists") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _check_size(data: bytes, key: str, max_bytes: int | None) -> None:
@@ -187,15 +217,24 @@ class S3Bucket:
             metadata=dict(resp.get("Metadata", {})),
         )
 
-    def write(self, key, data, content_type, metadata=None, cache_control=None) -> None:
-        # One PutObject: S3 makes the object visible all at once, never half-written.
-        extra = {"CacheControl": cache_control} if cache_control else {}
+    def write(self, key, data, content_type, metadata=None, cache_control=None, expect=None) -> None:
+        """One PutObject (S3 shows the object all at once, never half-written); ``expect`` becomes
+        IfNoneMatch: * (a new key) or IfMatch: ETag, which S3 checks atomically with the write."""
+        extra: dict[str, Any] = {"CacheControl": cache_control} if cache_control else {}
+        if expect == ABSENT:
+            extra["IfNoneMatch"] = "*"
+        elif expect is not None:
+            extra["IfMatch"] = f'"{expect}"'
         try:
             self.client.put_object(
                 Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                 Metadata=metadata or {}, **extra,
             )
         except Exception as exc:
+            code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+            # 409 ConditionalRequestConflict: a concurrent conditional write to the same key won.
+            if expect is not None and code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise WriteConflict(f"{self._where(key)}: {code} (written by another writer meanwhile)") from None
             raise _storage_error(exc, self._where(key)) from None
 
     def keys(self, prefix: str = "") -> Iterator[str]:

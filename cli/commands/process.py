@@ -42,18 +42,19 @@ class Summary:
     @property
     def failed(self) -> list[tuple[str, str, str]]:
         """(source path, error type, message) for collisions and failed renders."""
-        rows = [(str(self.src / rel), "OutputCollision", msg) for rel, msg in self.plan.collisions]
+        rows = [(str(self.src / c.relative), "OutputCollision", c.message) for c in self.plan.collisions]
         rows += [(str(self.src / r.relative), r.error_type or "", r.error or "") for r in self.results if not r.ok]
         return rows
 
     @property
     def warnings(self) -> list[str]:
-        """Codec warnings, one line per distinct message per file, naming the file."""
-        return [line for r in self.results for line in r.warnings]
+        """Codec warnings, one line per distinct message per file, naming the file; collisions reported before."""
+        seen = [f"{c.message} (reported before; skipped)" for c in self.plan.acknowledged]
+        return seen + [line for r in self.results for line in r.warnings]
 
     @property
     def skipped(self) -> int:
-        return len(self.plan.unchanged) + len(self.plan.not_images)
+        return len(self.plan.unchanged) + len(self.plan.not_images) + len(self.plan.acknowledged)
 
     def to_json(self) -> dict:
         return {
@@ -68,6 +69,7 @@ class Summary:
                 for r in self.results for o in r.outputs
             ],
             "unchanged": len(self.plan.unchanged),
+            "collisions_skipped": len(self.plan.acknowledged),
             "not_images": len(self.plan.not_images),
             "bytes_in": sum(r.source_bytes for r in self.processed),
             "bytes_out": sum(o.bytes for r in self.results for o in r.outputs),
@@ -119,7 +121,9 @@ def execute(summary: Summary, renditions, limits, workers: int, console: Console
                 progress.update(task, advance=1, rate=f"{len(summary.results) / elapsed:.1f}")
     finally:
         summary.seconds = time.perf_counter() - started
-        if summary.results:
+        for collision in summary.plan.collisions:  # reported now; not failed again while unchanged
+            manifest[collision.relative] = batch.collision_entry(collision, summary.plan.recipe)
+        if summary.results or summary.plan.collisions:
             batch.save_manifest(summary.out, manifest)
 
 
@@ -138,7 +142,8 @@ def render_summary(summary: Summary, console: Console) -> None:
     rate = data["processed"] / summary.seconds if summary.seconds else 0
     table.add_row("output", str(summary.out))
     table.add_row("processed", str(data["processed"]))
-    table.add_row("skipped", f"{data['skipped']} ({data['unchanged']} up to date, {data['not_images']} not images)")
+    collided = f", {data['collisions_skipped']} collisions reported before" if data["collisions_skipped"] else ""
+    table.add_row("skipped", f"{data['skipped']} ({data['unchanged']} up to date, {data['not_images']} not images{collided})")
     table.add_row("failed", f"[red]{len(data['failed'])}[/]" if data["failed"] else "0")
     table.add_row("bytes in → out", f"{human_bytes(data['bytes_in'])} → {human_bytes(data['bytes_out'])}")
     table.add_row("time", f"{summary.seconds:.2f} s ({rate:.1f} images/s)")
@@ -190,7 +195,7 @@ def process(
     except ImgprocError as exc:
         fail(str(exc))
     stdout = Console(highlight=False)
-    summary = Summary(batch.plan(src, out, renditions, batch.load_manifest(out), force), src, out)
+    summary = Summary(batch.plan(src, out, renditions, batch.load_manifest(out), force, cfg.naming), src, out)
     if dry_run:
         render_dry_run(summary, stdout)
         raise typer.Exit(int(ExitCode.OK))

@@ -122,7 +122,7 @@ def upload_all(s3, bucket: str, uploads: list[Upload], jobs: int, console: Conso
 
 
 def expected_keys(t: Target, config: Any, up: Upload) -> list[str]:
-    return [s3_output_key(t.output_prefix, up.key, r) for r in config.select(t.presets)]
+    return [s3_output_key(t.output_prefix, up.key, r, config.naming) for r in config.select(t.presets)]
 
 
 def wait_for(s3, t: Target, config: Any, uploads: list[Upload], timeout: float, console: Console,

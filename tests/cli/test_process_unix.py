@@ -95,3 +95,73 @@ def test_a_source_is_never_read_past_the_byte_limit(src: Path, tmp_path: Path):
     (src / "small.bin").write_bytes(b"x" * 1000)
     data, (size, _mtime) = read_source(src, "small.bin", limits)
     assert len(data) == size == 1000
+
+
+# --- item 2: same-stem sources never overwrite each other's renditions ----------------------
+
+
+def shows(rendition: Path, source: Path) -> bool:
+    from imaging import decode, psnr
+
+    out, original = decode(rendition.read_bytes()), decode(source.read_bytes())
+    return psnr(out, original.convert("RGB").resize(out.size)) > 30
+
+
+@pytest.fixture
+def assets(tmp_path: Path) -> Path:
+    """A web asset folder: hero.jpg beside hero.webp, different pictures."""
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    (folder / "hero.jpg").write_bytes(encode(photo(400, 300, seed=1), "JPEG", quality=95))
+    (folder / "hero.webp").write_bytes(encode(photo(400, 300, seed=7), "WEBP", quality=95))
+    return folder
+
+
+def test_same_stem_pair_fails_once_then_is_a_warned_skip_while_unchanged(assets: Path, tmp_path: Path):
+    out = tmp_path / "web"
+    first = run(str(assets), "-o", str(out), "--preset", "thumb", "--json")
+    assert first.exit_code == 1
+    [failure] = summary(first)["failed"]
+    assert failure["type"] == "OutputCollision" and Path(failure["path"]).name == "hero.webp"
+    assert "hero.jpg" in failure["error"] and "hero.webp" in failure["error"] and 'naming = "extension"' in failure["error"]
+    assert shows(out / "hero-thumb.jpg", assets / "hero.jpg")
+
+    again = run(str(assets), "-o", str(out), "--preset", "thumb", "--json")
+    assert again.exit_code == 0, again.output
+    data = summary(again)
+    assert data["failed"] == [] and data["collisions_skipped"] == 1
+    assert any("hero.webp" in w and "reported before" in w for w in data["warnings"])
+    assert shows(out / "hero-thumb.jpg", assets / "hero.jpg")
+
+    (assets / "hero.webp").write_bytes(encode(photo(400, 300, seed=8), "WEBP"))  # changed: reported again
+    assert run(str(assets), "-o", str(out), "--preset", "thumb").exit_code == 1
+    assert shows(out / "hero-thumb.jpg", assets / "hero.jpg")
+
+
+def test_a_same_stem_file_added_later_never_takes_the_existing_rendition(assets: Path, tmp_path: Path):
+    out = tmp_path / "web"
+    (assets / "hero.webp").unlink()
+    assert run(str(assets), "-o", str(out), "--preset", "thumb").exit_code == 0
+    (assets / "hero.gif").write_bytes(encode(photo(400, 300, seed=3), "GIF"))  # sorts before hero.jpg
+    result = run(str(assets), "-o", str(out), "--preset", "thumb", "--json")
+    [failure] = summary(result)["failed"]
+    assert Path(failure["path"]).name == "hero.gif" and "hero.jpg" in failure["error"]
+    assert shows(out / "hero-thumb.jpg", assets / "hero.jpg")
+
+
+def test_naming_by_extension_renders_both(assets: Path, tmp_path: Path):
+    config = tmp_path / "imgproc.toml"
+    config.write_text('[output]\nnaming = "extension"\n')
+    out = tmp_path / "web"
+    result = run(str(assets), "-o", str(out), "--preset", "thumb", "--config", str(config), "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["hero.jpg-thumb.jpg", "hero.webp-thumb.jpg"]
+    assert shows(out / "hero.jpg-thumb.jpg", assets / "hero.jpg")
+    assert shows(out / "hero.webp-thumb.jpg", assets / "hero.webp")
+
+
+def test_an_unknown_naming_is_a_config_error_naming_the_key(assets: Path, tmp_path: Path):
+    config = tmp_path / "imgproc.toml"
+    config.write_text('[output]\nnaming = "suffix"\n')
+    result = run(str(assets), "--config", str(config))
+    assert result.exit_code == 2 and "output.naming" in result.output

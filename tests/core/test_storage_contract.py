@@ -89,3 +89,26 @@ def test_s3_metadata_and_content_type_are_stored():
 def test_local_folder_refuses_keys_escaping_the_root(tmp_path):
     with pytest.raises(StorageError, match="outside"):
         LocalFolder(tmp_path).write("../escape.jpg", b"x", "image/jpeg")
+
+
+def test_a_write_expecting_no_object_never_replaces_one(store):
+    from core.errors import WriteConflict
+    from core.storage import ABSENT
+
+    store.write("out/cat.jpg", b"from cat.jpg", "image/jpeg", expect=ABSENT)
+    with pytest.raises(WriteConflict) as err:
+        store.write("out/cat.jpg", b"from cat.png", "image/jpeg", expect=ABSENT)
+    assert "out/cat.jpg" in str(err.value)
+    assert store.read("out/cat.jpg") == b"from cat.jpg"
+
+
+def test_a_write_expecting_an_etag_replaces_only_that_version(store):
+    from core.errors import WriteConflict
+
+    store.write("x.jpg", b"v1", "image/jpeg")
+    v1 = store.head("x.jpg").etag
+    store.write("x.jpg", b"v2", "image/jpeg", expect=v1)
+    assert store.read("x.jpg") == b"v2"
+    with pytest.raises(WriteConflict):
+        store.write("x.jpg", b"v3", "image/jpeg", expect=v1)  # v1 is gone
+    assert store.read("x.jpg") == b"v2"

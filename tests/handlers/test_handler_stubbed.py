@@ -66,7 +66,8 @@ def test_a_throttled_get_object_raises_after_every_record_is_handled(env, lambda
     for r in RENDITIONS:
         stub.add_response("put_object", {"ETag": '"x"'}, {
             "Bucket": OUT, "Key": f"{r.name}/b.{r.ext}", "Body": ANY, "ContentType": r.content_type,
-            "Metadata": ANY, "CacheControl": "public, max-age=31536000, immutable"})
+            "Metadata": ANY, "CacheControl": "public, max-age=31536000, immutable",
+            "IfNoneMatch": "*"})  # a new key: never replaces what another source wrote meanwhile
     use_clients(env, s3=s3)
 
     with stub, pytest.raises(lambda_entry.RetryableFailure, match="1 of 2 images failed for a transient reason"):
@@ -180,7 +181,7 @@ def test_a_forbidden_head_on_an_output_still_writes_it(env, lambda_context, caps
     stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(data), len(data))})
     stub.add_response("put_object", {"ETag": '"x"'}, {
         "Bucket": OUT, "Key": "thumb/a.jpg", "Body": ANY, "ContentType": "image/jpeg", "Metadata": ANY,
-        "CacheControl": "public, max-age=31536000, immutable"})
+        "CacheControl": "public, max-age=31536000, immutable", "IfNoneMatch": "*"})
     use_clients(env, s3=s3)
     with stub:
         assert lambda_entry.handler(put_event(IN, ["a.jpg"]), lambda_context)["ok"] == 1
