@@ -34,6 +34,7 @@ class Summary:
     out: Path
     results: list[batch.FileResult] = field(default_factory=list)
     seconds: float = 0.0
+    manifest_error: str | None = None
 
     @property
     def processed(self) -> list[batch.FileResult]:
@@ -44,6 +45,8 @@ class Summary:
         """(source path, error type, message) for collisions and failed renders."""
         rows = [(str(self.src / c.relative), "OutputCollision", c.message) for c in self.plan.collisions]
         rows += [(str(self.src / r.relative), r.error_type or "", r.error or "") for r in self.results if not r.ok]
+        if self.manifest_error:
+            rows.append((str(self.out / batch.MANIFEST_NAME), "StorageError", self.manifest_error))
         return rows
 
     @property
@@ -104,10 +107,15 @@ def _progress(console: Console) -> Progress:
     )
 
 
+#: The manifest is rewritten (temp file + rename) at most this often while a run goes, so a
+#: run killed with SIGKILL or a power cut redoes only the files finished since the last one.
+CHECKPOINT_SECONDS = 1.0
+
+
 def execute(summary: Summary, renditions, limits, workers: int, console: Console) -> None:
-    """Run the plan with a progress bar, recording results and updating the manifest."""
+    """Run the plan with a progress bar, recording results and checkpointing the manifest."""
     manifest = batch.load_manifest(summary.out)
-    started = time.perf_counter()
+    started = last_saved = time.perf_counter()
     try:
         with _progress(console) as progress:
             task = progress.add_task("process", total=len(summary.plan.jobs), rate="-")
@@ -117,14 +125,27 @@ def execute(summary: Summary, renditions, limits, workers: int, console: Console
                     manifest[result.relative] = batch.manifest_entry(result, summary.plan.recipe)
                 else:
                     manifest.pop(result.relative, None)
-                elapsed = max(1e-9, time.perf_counter() - started)
-                progress.update(task, advance=1, rate=f"{len(summary.results) / elapsed:.1f}")
+                now = time.perf_counter()
+                if now - last_saved >= CHECKPOINT_SECONDS:
+                    _save_manifest(summary, manifest)
+                    last_saved = now
+                progress.update(task, advance=1, rate=f"{len(summary.results) / max(1e-9, now - started):.1f}")
     finally:
         summary.seconds = time.perf_counter() - started
         for collision in summary.plan.collisions:  # reported now; not failed again while unchanged
             manifest[collision.relative] = batch.collision_entry(collision, summary.plan.recipe)
         if summary.results or summary.plan.collisions:
-            batch.save_manifest(summary.out, manifest)
+            _save_manifest(summary, manifest)
+
+
+def _save_manifest(summary: Summary, manifest: dict) -> None:
+    """Write the manifest; failing to is reported once (the outputs are written), not a traceback."""
+    try:
+        batch.save_manifest(summary.out, manifest)
+    except OSError as exc:
+        if summary.manifest_error is None:
+            summary.manifest_error = (f"{summary.out / batch.MANIFEST_NAME}: cannot write the manifest "
+                                      f"({exc.strerror or exc}); the next run redoes these files")
 
 
 # --- rendering ---------------------------------------------------------------

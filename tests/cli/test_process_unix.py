@@ -165,3 +165,40 @@ def test_an_unknown_naming_is_a_config_error_naming_the_key(assets: Path, tmp_pa
     config.write_text('[output]\nnaming = "suffix"\n')
     result = run(str(assets), "--config", str(config))
     assert result.exit_code == 2 and "output.naming" in result.output
+
+
+# --- item 10: the manifest is checkpointed as the run goes -------------------------------
+
+
+def test_a_run_killed_with_sigkill_is_resumed_not_redone(tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src, out = tmp_path / "many", tmp_path / "web"
+    src.mkdir()
+    for i in range(50):
+        (src / f"img{i:02d}.jpg").write_bytes(encode(photo(1200, 900, seed=i), "JPEG"))
+    cmd = [sys.executable, "-c", "from cli.app import main; main()", "process", str(src), "-o", str(out), "--jobs", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    manifest = out / ".imgproc-manifest.json"
+    try:
+        deadline = time.monotonic() + 120
+        while not manifest.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its workers, mid-run
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    checkpointed = set(json.loads(manifest.read_text())["entries"])  # a whole document, never half-written
+    assert 0 < len(checkpointed) < 50
+
+    rerun = run(str(src), "-o", str(out), "--json", "--jobs", "2")
+    assert rerun.exit_code == 0, rerun.output
+    data = summary(rerun)
+    redone = {Path(o["source"]).name for o in data["outputs"]}
+    assert data["unchanged"] == len(checkpointed)
+    assert redone == {f"img{i:02d}.jpg" for i in range(50)} - checkpointed
