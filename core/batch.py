@@ -11,9 +11,11 @@ import json
 import os
 import stat as stat_mode
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from core.errors import ImgprocError, NotRegularFile, OutputCollision, OutsideSource, SourceTooLarge, StorageError
+from core.errors import (
+    ImgprocError, NotRegularFile, OutputCollision, OutsideSource, SourceTooLarge, StorageError, UnsafeOutput,
+)
 from core.naming import local_output_path
 from core.pipeline import render
 from core.recipe import Limits, Rendition, recipe_hash
@@ -51,6 +53,7 @@ class Plan:
     collisions: tuple[Collision, ...]  # failures, reported once per unchanged pair
     recipe: str
     acknowledged: tuple[Collision, ...] = ()  # the same collisions a previous run reported: skipped, warned
+    unsafe: tuple[tuple[str, str], ...] = ()  # (relative source, message): an output would touch SRC; failures
 
 
 @dataclass(frozen=True)
@@ -192,8 +195,14 @@ def plan(src: Path, out: Path, renditions: tuple[Rendition, ...], manifest: dict
     unchanged: list[str] = []
     collisions: list[Collision] = []
     acknowledged: list[Collision] = []
+    unsafe: list[tuple[str, str]] = []
+    guard = _OutputGuard(src, out)
     for rel in images:
         outputs = tuple(local_output_path(rel, r, naming) for r in renditions)
+        problem = next(filter(None, (guard.problem(o) for o in outputs)), None)
+        if problem:
+            unsafe.append((rel, str(UnsafeOutput(f"{rel}: {problem}; not rendered (inputs are never modified)"))))
+            continue
         stat = _stat(src / rel)
         clash = next((o for o in outputs if owner.get(o, rel) != rel), None)
         if clash:
@@ -210,7 +219,31 @@ def plan(src: Path, out: Path, renditions: tuple[Rendition, ...], manifest: dict
             unchanged.append(rel)
         else:
             jobs.append(Job(rel, outputs))
-    return Plan(tuple(jobs), tuple(unchanged), tuple(others), tuple(collisions), recipe, tuple(acknowledged))
+    return Plan(tuple(jobs), tuple(unchanged), tuple(others), tuple(collisions), recipe, tuple(acknowledged),
+                tuple(unsafe))
+
+
+class _OutputGuard:
+    """Every layout keeps inputs safe: with SRC inside OUT, ``OUT/photos/x-thumb.jpg`` may be
+    ``SRC/x-thumb.jpg`` (a sub-folder named like SRC), and a symlinked folder in OUT may lead anywhere."""
+
+    def __init__(self, src: Path, out: Path):
+        self.src, self.out = src.resolve(), out.resolve()
+        self.out_in_src = self.out.is_relative_to(self.src)  # then OUT is excluded from the inputs
+        self._folders: dict[Path, Path] = {}
+
+    def problem(self, relative_output: str) -> str | None:
+        # Only the folder is resolved (once each): the file itself is replaced by rename, so a
+        # symlink in its place is replaced, never written through.
+        folder = (self.out / relative_output).parent
+        if folder not in self._folders:
+            self._folders[folder] = folder.resolve()
+        target = self._folders[folder] / PurePosixPath(relative_output).name
+        if not target.is_relative_to(self.out):
+            return f"output {relative_output} leads outside the output folder (to {target})"
+        if not self.out_in_src and target.is_relative_to(self.src):
+            return f"output {relative_output} would be written inside the source folder (as {target})"
+        return None
 
 
 def run_job(src: Path, out: Path, job: Job, renditions: tuple[Rendition, ...], limits: Limits) -> FileResult:

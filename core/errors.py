@@ -111,6 +111,10 @@ class OutputCollision(ImgprocError):
     """Two sources would write the same output file (e.g. a.jpg and a.png)."""
 
 
+class UnsafeOutput(ImgprocError):
+    """An output path would land inside the source folder (or leave the output folder): inputs are never modified."""
+
+
 # --- storage -----------------------------------------------------------------
 
 

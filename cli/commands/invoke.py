@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.aws.target import AwsTarget
@@ -104,20 +105,25 @@ def render_records(records: list[dict[str, Any]], console: Console) -> None:
     def row(*cells: str) -> None:
         table.add_row(*(cells if details else cells[:5]))
 
+    def text(value: object) -> str:  # keys, messages and names from the records: shown literally
+        return escape(str(value))
+
     for rec in records:
         outcome = rec.get("outcome", "")
         src = rec.get("source") or {}
         dims = f"{src['width']}x{src['height']} {src.get('format', '')}" if src.get("width") else ""
         total = rec.get("ms", {}).get("total") if isinstance(rec.get("ms"), dict) else None
-        row(rec.get("key") or rec.get("event", ""), f"[{style.get(outcome, '')}]{outcome}[/]", dims,
-            _bytes(src.get("bytes")), f"{total:.0f}" if total is not None else "", _detail(rec))
+        row(text(rec.get("key") or rec.get("event", "")), f"[{style.get(outcome, '')}]{text(outcome)}[/]", text(dims),
+            _bytes(src.get("bytes")), f"{total:.0f}" if total is not None else "", text(_detail(rec)))
         for r in rec.get("renditions", []):
             dims = f"{r['width']}x{r['height']} {r['format']}" if r.get("width") else r.get("format", "")
-            row(f"  {r['output_key']}", r.get("outcome", ""), dims, _bytes(r.get("bytes")), f"{r.get('ms', 0):.0f}", "")
+            row(f"  {text(r['output_key'])}", text(r.get("outcome", "")), text(dims), _bytes(r.get("bytes")),
+                f"{r.get('ms', 0):.0f}", "")
         labels = rec.get("labels")
         if labels:
-            text = ", ".join(labels.get("names", [])) or labels.get("reason") or labels.get("error", {}).get("message", "")
-            row(f"  {labels.get('sidecar_key', 'labels')}", f"labels {labels.get('outcome', '')}", "", "", "", text)
+            names = ", ".join(labels.get("names", [])) or labels.get("reason") or labels.get("error", {}).get("message", "")
+            row(f"  {text(labels.get('sidecar_key', 'labels'))}", f"labels {text(labels.get('outcome', ''))}", "", "", "",
+                text(names))
     console.print(table)
     images = [r for r in records if r.get("event") == "image"]
     counts = {o: sum(1 for r in images if r.get("outcome") == o) for o in ("ok", "skipped", "failed")}

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cli.emulator import control, server
 from cli.emulator import settings as emulator
@@ -85,9 +86,9 @@ def up(
     console.print(f"AWS emulator running at [bold]{info['endpoint']}[/bold] (pid {info['pid']})")
     _python, warning = find_runtime_python("python3.12")
     if warning:
-        console.print(f"[yellow]Warning:[/yellow] {warning}")
-    console.print(f"  state: {state_dir}{' (saved by `imgproc local down`)' if persist else ' (not saved)'}")
-    console.print(f"  log:   {info['log']}")
+        console.print(f"[yellow]Warning:[/yellow] {escape(str(warning))}")
+    console.print(f"  state: {escape(str(state_dir))}{' (saved by `imgproc local down`)' if persist else ' (not saved)'}")
+    console.print(f"  log:   {escape(str(info['log']))}")
     console.print("Point imgproc, boto3 and the AWS CLI at it:")
     console.print(f"  export AWS_ENDPOINT_URL={info['endpoint']}", soft_wrap=True)
     for hint in _credentials_hints():
@@ -108,7 +109,7 @@ def down(
     console = _console()
     info = control.stop(state_dir, timeout_s=timeout)
     if info is None:
-        console.print(f"No emulator is running for {state_dir}.")
+        console.print(f"No emulator is running for {escape(str(state_dir))}.")
         return
     if not info["clean"]:
         console.print(f"[red]Error:[/red] the emulator (pid {info['pid']}) did not stop within {timeout:.0f} s and was killed; "
@@ -127,7 +128,7 @@ def status(state_dir: StateDirOpt = emulator.DEFAULT_STATE_DIR) -> None:
     console = _console()
     info = control.read_info(state_dir)
     if info is None:
-        console.print(f"No emulator is running for {state_dir}. Start one with: imgproc local up")
+        console.print(f"No emulator is running for {escape(str(state_dir))}. Start one with: imgproc local up")
         raise typer.Exit(1)
     console.print(f"AWS emulator running at [bold]{info['endpoint']}[/bold] (pid {info['pid']})")
     console.print(f"  export AWS_ENDPOINT_URL={info['endpoint']}", soft_wrap=True)

@@ -44,6 +44,7 @@ class Summary:
     def failed(self) -> list[tuple[str, str, str]]:
         """(source path, error type, message) for collisions and failed renders."""
         rows = [(str(self.src / c.relative), "OutputCollision", c.message) for c in self.plan.collisions]
+        rows += [(str(self.src / rel), "UnsafeOutput", message) for rel, message in self.plan.unsafe]
         rows += [(str(self.src / r.relative), r.error_type or "", r.error or "") for r in self.results if not r.ok]
         if self.manifest_error:
             rows.append((str(self.out / batch.MANIFEST_NAME), "StorageError", self.manifest_error))
@@ -156,12 +157,12 @@ def render_summary(summary: Summary, console: Console) -> None:
     for line in summary.warnings:
         console.print(f"[yellow]warning[/] {escape(line)}", soft_wrap=True)
     for _path, _kind, message in summary.failed:
-        console.print(f"[red]failed[/] {message}", soft_wrap=True)
+        console.print(f"[red]failed[/] {escape(message)}", soft_wrap=True)
     table = Table(title="imgproc process", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
     rate = data["processed"] / summary.seconds if summary.seconds else 0
-    table.add_row("output", str(summary.out))
+    table.add_row("output", escape(str(summary.out)))
     table.add_row("processed", str(data["processed"]))
     collided = f", {data['collisions_skipped']} collisions reported before" if data["collisions_skipped"] else ""
     table.add_row("skipped", f"{data['skipped']} ({data['unchanged']} up to date, {data['not_images']} not images{collided})")
@@ -174,7 +175,8 @@ def render_summary(summary: Summary, console: Console) -> None:
 def render_dry_run(summary: Summary, console: Console) -> None:
     for job in summary.plan.jobs:
         for path in job.outputs:
-            console.print(f"{summary.src / job.relative} → {summary.out / path}", soft_wrap=True, highlight=False)
+            console.print(f"{summary.src / job.relative} → {summary.out / path}", soft_wrap=True, highlight=False,
+                          markup=False)
     console.print(
         f"dry run: {len(summary.plan.jobs)} to process, {len(summary.plan.unchanged)} up to date, "
         f"{len(summary.plan.not_images)} not images, {len(summary.plan.collisions)} collisions; nothing written",
@@ -220,6 +222,7 @@ def process(
     if dry_run:
         render_dry_run(summary, stdout)
         raise typer.Exit(int(ExitCode.OK))
+    _check_writable(out)
     try:
         execute(summary, renditions, cfg.limits, jobs or os.cpu_count() or 1, err_console())
     except KeyboardInterrupt:
@@ -239,6 +242,16 @@ def _resolve_folders(src: Path, out: Path | None) -> tuple[Path, Path]:
     if out == src:
         fail("the output folder cannot be the source folder (inputs are never overwritten)")
     return src, out
+
+
+def _check_writable(out: Path) -> None:
+    """One line and exit 1 for an output folder that cannot be written, not a failure per file."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        fail(f"{out}: cannot write to the output folder ({exc.strerror or exc})", ExitCode.FAILED)
 
 
 def register(app: typer.Typer) -> None:

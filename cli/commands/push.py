@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cli.commands.options import ConfigOpt, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt, StackOpt
 from cli.console import ExitCode, err_console, human_bytes
@@ -59,7 +60,7 @@ def push(
     ignored = [u for u in uploads if not t.triggers(u.key)]
     if ignored:
         out.print(f"[yellow]note[/] {len(ignored)} file(s) do not end with {', '.join(t.suffixes)} and will not "
-                  f"be processed, e.g. {ignored[0].key}", soft_wrap=True)
+                  f"be processed, e.g. {escape(ignored[0].key)}", soft_wrap=True)
     s3 = ctx.target.client("s3", max_pool_connections=max(10, jobs))
     started = time.time()
     upload_all(s3, t.input_bucket, uploads, jobs, err)
@@ -68,27 +69,27 @@ def push(
     same = [u for u in uploads if u.outcome == "unchanged"]
     failed = [u for u in uploads if u.outcome == "failed"]
     for u in failed:
-        out.print(f"[red]failed[/] {u.path}: {u.error}", soft_wrap=True)
+        out.print(f"[red]failed[/] {escape(f'{u.path}: {u.error}')}", soft_wrap=True)
     size = sum(u.size for u in done)
     out.print(f"uploaded {len(done)} ({human_bytes(size)}), unchanged {len(same)}, failed {len(failed)} "
-              f"-> s3://{t.input_bucket}/{t.input_prefix + prefix} in {seconds:.1f} s", soft_wrap=True)
+              f"-> {escape(f's3://{t.input_bucket}/{t.input_prefix + prefix}')} in {seconds:.1f} s", soft_wrap=True)
     code = ExitCode.FAILED if failed else ExitCode.OK
     done_triggering = [u for u in done if t.triggers(u.key)]
     if wait and done_triggering:
         failures = failure_reader(ctx.target.client("logs"), t.log_group, started - 1) if t.log_group else dict
         latency, missing, failed_images = wait_for(s3, t, ctx.config, done_triggering, timeout, err, failures)
         for key, error in sorted(failed_images.items()):
-            out.print(f"[red]failed[/] {key}: {error}", soft_wrap=True)
+            out.print(f"[red]failed[/] {escape(f'{key}: {error}')}", soft_wrap=True)
         if failed_images:
             code = ExitCode.FAILED
         if latency:
             values = sorted(latency.values())
             out.print(f"renditions ready for {len(latency)}/{len(done_triggering)} images: latency median "
                       f"{statistics.median(values):.1f} s, max {values[-1]:.1f} s "
-                      f"(upload -> last rendition in s3://{t.output_bucket}/{t.output_prefix})", soft_wrap=True)
+                      f"(upload -> last rendition in {escape(f's3://{t.output_bucket}/{t.output_prefix}')})", soft_wrap=True)
         if missing:
             out.print(f"[red]timeout[/] after {timeout:g} s: {len(missing)} renditions missing, e.g. "
-                      f"{missing[0]} (check `imgproc logs` and `imgproc status`)", soft_wrap=True)
+                      f"{escape(missing[0])} (check `imgproc logs` and `imgproc status`)", soft_wrap=True)
             code = ExitCode.FAILED
     elif wait:
         out.print("nothing uploaded that triggers the function: nothing to wait for")

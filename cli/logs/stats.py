@@ -164,7 +164,7 @@ def render_stats(stats: Stats, console, title: str) -> None:
     if stats.images.get("skipped"):
         overview.add_row("images skipped", str(stats.images["skipped"]))
     for kind, n in stats.errors.most_common():
-        overview.add_row(f"  {kind}", f"[red]{n}[/red]")
+        overview.add_row(f"  {escape(kind)}", f"[red]{n}[/red]")
     overview.add_row("bytes in → out", f"{human_bytes(stats.bytes_in)} → {human_bytes(stats.bytes_out)}")
     d = Summary.of(stats.durations)
     if d.count:
@@ -188,7 +188,7 @@ def render_stats(stats: Stats, console, title: str) -> None:
         for name in ("count", "p50", "p95", "max"):
             table.add_column(name, justify="right")
         for name, s in rows.items():
-            table.add_row(name, str(s.count), _ms(s.p50), _ms(s.p95), _ms(s.max))
+            table.add_row(escape(name), str(s.count), _ms(s.p50), _ms(s.p95), _ms(s.max))
         console.print(table)
     hint = stats.memory_hint()
     if hint:

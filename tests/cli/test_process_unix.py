@@ -8,10 +8,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from imaging import encode, photo
 from typer.testing import CliRunner
 
 from cli.app import app
-from imaging import encode, photo
 
 runner = CliRunner()
 
@@ -90,7 +90,7 @@ def test_a_source_is_never_read_past_the_byte_limit(src: Path, tmp_path: Path):
     from core.recipe import Limits
 
     limits = Limits(max_source_bytes=1000)
-    with pytest.raises(SourceTooLarge, match="beach.jpg"):
+    with pytest.raises(SourceTooLarge, match=r"beach\.jpg"):
         read_source(src, "beach.jpg", limits)
     (src / "small.bin").write_bytes(b"x" * 1000)
     data, (size, _mtime) = read_source(src, "small.bin", limits)
@@ -202,3 +202,105 @@ def test_a_run_killed_with_sigkill_is_resumed_not_redone(tmp_path: Path):
     redone = {Path(o["source"]).name for o in data["outputs"]}
     assert data["unchanged"] == len(checkpointed)
     assert redone == {f"img{i:02d}.jpg" for i in range(50)} - checkpointed
+
+
+# --- item 11: read-only output, SRC inside OUT, names with brackets ----------------------------
+
+
+def test_a_read_only_output_folder_is_one_error_line_not_a_traceback(tmp_path: Path):
+    import subprocess
+    import sys
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="imgproc-ro-"))  # outside root's private pytest folder
+    try:
+        base.chmod(0o755)
+        src, out = base / "photos", base / "web"
+        src.mkdir()
+        out.mkdir()
+        (src / "beach.jpg").write_bytes(encode(photo(320, 240), "JPEG"))
+        out.chmod(0o555)
+        cmd = [sys.executable, "-c", "from cli.app import main; main()", "process", str(src), "-o", str(out)]
+        if os.geteuid() == 0:  # root writes anywhere: run as nobody
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr + done.stdout
+        assert f"{out}: cannot write to the output folder (Permission denied)" in done.stderr
+        assert list(out.iterdir()) == []
+    finally:
+        (base / "web").chmod(0o755)
+        import shutil
+
+        shutil.rmtree(base)
+
+
+def test_src_inside_out_never_overwrites_an_input(tmp_path: Path):
+    """OUT=/x, SRC=/x/photos and SRC holds photos/cat.jpg: its output OUT/photos/cat-thumb.jpg is SRC/cat-thumb.jpg."""
+    src = tmp_path / "photos"
+    (src / "photos").mkdir(parents=True)
+    (src / "photos" / "cat.jpg").write_bytes(encode(photo(320, 240, seed=1), "JPEG"))
+    precious = encode(photo(320, 240, seed=2), "JPEG")
+    (src / "cat-thumb.jpg").write_bytes(precious)  # an input that happens to have that name
+    result = run(str(src), "-o", str(tmp_path), "--preset", "thumb", "--json")
+    assert result.exit_code == 1
+    data = summary(result)
+    [failure] = data["failed"]
+    assert failure["type"] == "UnsafeOutput" and Path(failure["path"]).name == "cat.jpg"
+    assert "inside the source folder" in failure["error"] and "\n" not in failure["error"]
+    assert (src / "cat-thumb.jpg").read_bytes() == precious
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*-thumb.jpg")) == [
+        "cat-thumb-thumb.jpg", "photos/cat-thumb.jpg"]  # the input's own rendition, in OUT; the input itself
+
+
+def test_a_symlinked_folder_in_out_cannot_lead_outputs_into_src(src: Path, tmp_path: Path):
+    out = tmp_path / "web"
+    out.mkdir()
+    (src / "trip").mkdir()
+    (src / "trip" / "a.jpg").write_bytes(encode(photo(320, 240), "JPEG"))
+    (out / "trip").symlink_to(src / "trip")  # OUT/trip is SRC/trip
+    data = summary(run(str(src), "-o", str(out), "--preset", "thumb", "--json"))
+    [failure] = data["failed"]
+    assert failure["type"] == "UnsafeOutput" and "trip/a.jpg" in failure["path"]
+    assert sorted(p.name for p in (src / "trip").iterdir()) == ["a.jpg"]
+
+
+BRACKETED = "x[/]y [b]bold [red].jpg"  # folder "x[", file "]y ...": "[/]" alone made rich raise MarkupError
+
+
+def test_names_with_brackets_are_printed_literally_by_process_and_dry_run(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # the summary table keeps the output path on one line
+    src = tmp_path / "in[" / "]photos"
+    (src / "x[").mkdir(parents=True)
+    (src / BRACKETED).write_bytes(b"not an image at all")
+    (src / "ok [b].jpg").write_bytes(encode(photo(320, 240), "JPEG"))
+    out = tmp_path / "out[" / "]"
+    dry = run(str(src), "-o", str(out), "--preset", "thumb", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert f"{src / BRACKETED} → {out / 'x[/]y [b]bold [red]-thumb.jpg'}" in dry.stdout
+    result = run(str(src), "-o", str(out), "--preset", "thumb")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"failed {BRACKETED}: " in text and str(out) in text
+    assert (out / "ok [b]-thumb.jpg").is_file()
+
+
+def test_invoke_prints_bracketed_keys_literally(aws, monkeypatch, tmp_path):
+    import boto3
+
+    for var in ("IMGPROC_OUTPUT_BUCKET", "IMGPROC_INPUT_BUCKET", "IMGPROC_PRESETS", "IMGPROC_CONFIG",
+                "IMGPROC_OUTPUT_PREFIX", "IMGPROC_INPUT_PREFIX", "IMGPROC_REKOGNITION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "250")
+    s3 = boto3.client("s3")
+    for bucket in ("brk-in", "brk-out"):
+        s3.create_bucket(Bucket=bucket)
+    good, bad = "up/[/]ok [b]x[/b].jpg", "up/[red]bad[/].jpg"
+    s3.put_object(Bucket="brk-in", Key=good, Body=encode(photo(320, 240), "JPEG"))
+    s3.put_object(Bucket="brk-in", Key=bad, Body=b"not an image")
+    result = runner.invoke(app, ["invoke", "-b", "brk-in", "-k", good, "-k", bad, "--output-bucket", "brk-out",
+                                 "--preset", "thumb"])
+    assert result.exit_code == 1, result.output
+    assert good in result.stdout and bad in result.stdout and "thumb/up/[/]ok [b]x[/b].jpg" in result.stdout
+    assert f"NotAnImage: {bad}" in " ".join(result.stdout.split())
