@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.errors import ImgprocError, OutputCollision, StorageError
 from core.naming import local_output_path
@@ -23,6 +24,9 @@ IMAGE_EXTENSIONS = frozenset({
     ".heic", ".heif", ".hif", ".mpo",  # iPhone photos; stereo and multi-picture camera JPEGs
 })
 MANIFEST_NAME = ".imgproc-manifest.json"
+# source path -> {"size", "mtime_ns", "recipe", "outputs"}: JSON read back from the output folder,
+# so each field is compared, never trusted to have a type.
+Manifest = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ def discover(src: Path, exclude: Path | None = None) -> tuple[list[str], list[st
     return images, others
 
 
-def load_manifest(out: Path) -> dict:
+def load_manifest(out: Path) -> Manifest:
     try:
         data = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -97,7 +101,7 @@ def load_manifest(out: Path) -> dict:
     return entries if isinstance(entries, dict) else {}
 
 
-def save_manifest(out: Path, entries: dict) -> None:
+def save_manifest(out: Path, entries: Manifest) -> None:
     doc = {"version": 1, "entries": dict(sorted(entries.items()))}
     atomic_write(out / MANIFEST_NAME, json.dumps(doc, indent=1).encode())
 
@@ -107,7 +111,7 @@ def _stat(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def _up_to_date(entry: dict | None, stat: tuple[int, int], recipe: str, outputs: tuple[str, ...], out: Path) -> bool:
+def _up_to_date(entry: dict[str, Any] | None, stat: tuple[int, int], recipe: str, outputs: tuple[str, ...], out: Path) -> bool:
     if not entry:
         return False
     same_source = (entry.get("size"), entry.get("mtime_ns")) == stat and entry.get("recipe") == recipe
@@ -116,7 +120,7 @@ def _up_to_date(entry: dict | None, stat: tuple[int, int], recipe: str, outputs:
     )
 
 
-def plan(src: Path, out: Path, renditions: tuple[Rendition, ...], manifest: dict, force: bool) -> Plan:
+def plan(src: Path, out: Path, renditions: tuple[Rendition, ...], manifest: Manifest, force: bool) -> Plan:
     """Decide what to render: skip up-to-date sources, flag output collisions."""
     images, others = discover(src, exclude=out)
     recipe = recipe_hash(renditions)
@@ -162,11 +166,11 @@ def run_job(src: Path, out: Path, job: Job, renditions: tuple[Rendition, ...], l
     except OSError as exc:
         err = StorageError(f"{job.relative}: {exc.strerror or exc}")
         return FileResult(job.relative, error=str(err), error_type=err.kind)
-    except Exception as exc:  # a bug must cost one file, not the whole run
+    except Exception as exc:  # noqa: BLE001 - last resort: a bug must cost one file, not the whole run
         return FileResult(job.relative, error=f"{job.relative}: internal error: {type(exc).__name__}: {exc}",
                           error_type="InternalError")
 
 
-def manifest_entry(result: FileResult, recipe: str) -> dict:
+def manifest_entry(result: FileResult, recipe: str) -> dict[str, object]:
     size, mtime_ns = result.stat or (0, 0)
     return {"size": size, "mtime_ns": mtime_ns, "recipe": recipe, "outputs": [o.path for o in result.outputs]}
