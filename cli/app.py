@@ -95,14 +95,15 @@ def _escape_help(app: typer.Typer) -> None:
             # Option declarations are shared between commands: escape each object once.
             if isinstance(param, (OptionInfo, ArgumentInfo)) and not getattr(param, "_help_escaped", False):
                 param.help = _escaped(param.help)
-                param._help_escaped = True  # type: ignore[attr-defined]  # our marker on Typer's object
+                param._help_escaped = True  # type: ignore[union-attr]  # our marker on Typer's object
         callback._help_escaped = True  # type: ignore[attr-defined]  # our marker: build() may run twice
     for group in app.registered_groups:
         if group.typer_instance is not None:
             _escape_help(group.typer_instance)
 
 
-def _usage_metavar(self: Any, ctx: click.Context, *, usage: bool = False) -> str:
+# ctx: Typer 0.28 passes its private copy of click's Context (typer._click), older Typers click's own.
+def _usage_metavar(self: Any, ctx: Any, *, usage: bool = False) -> str:
     """SRC, as click and man pages write a required argument, not Typer's {src}."""
     var = _typer_make_metavar(self, ctx, usage=usage)
     if usage and var.startswith("{") and var.endswith("}"):
