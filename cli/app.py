@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import click
 import typer
 
 from cli import edge
@@ -59,9 +58,9 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise  # Typer's own exits and usage errors already carry their code
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one edge: every failure is mapped here
+            if _is_typers_own(exc):
+                raise  # Typer's exits and usage errors already carry their code and message
             raise typer.Exit(edge.report(exc)) from None
 
     return run
@@ -115,6 +114,12 @@ def _usage_metavar(self: Any, ctx: Any, *, usage: bool = False) -> str:
 # placeholder; a subclass cannot be passed through typer.Argument, so the method is replaced here.
 _typer_make_metavar = typer.core.TyperArgument.make_metavar
 typer.core.TyperArgument.make_metavar = _usage_metavar  # type: ignore[method-assign]  # see comment above
+
+
+def _is_typers_own(exc: BaseException) -> bool:
+    # Typer 0.28 raises its private copy of click's exceptions (typer._click), older Typers click's own;
+    # neither needs importing click, which Typer 0.28 no longer installs.
+    return isinstance(exc, (typer.Exit, typer.Abort)) or type(exc).__module__.split(".")[0] in ("click", "typer")
 
 
 def _guard_all(app: typer.Typer) -> None:
