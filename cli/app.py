@@ -58,7 +58,7 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one edge: every failure is mapped here
+        except (Exception, KeyboardInterrupt) as exc:  # the one edge: every failure is mapped here
             if _is_typers_own(exc):
                 raise  # Typer's exits and usage errors already carry their code and message
             raise typer.Exit(edge.report(exc)) from None
