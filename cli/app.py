@@ -29,6 +29,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "logs": ("logs", "stats"),
     "local": ("local",),
     "sign": ("sign",),
+    "gallery": ("gallery",),
 }
 
 

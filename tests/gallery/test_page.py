@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from gallerydata import HOSTILE_NAME, URL_NAME, gallery_photos
+from gallerydata import HOSTILE_NAME, URL_NAME, Elements, gallery_photos
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -16,28 +15,6 @@ from cli.gallery.model import Failure, Gallery, Rendition, Source
 from cli.gallery.page import render, saving
 
 runner = CliRunner()
-
-
-class Elements(HTMLParser):
-    """Every start tag with its attributes, and the page's text, as a browser's parser sees them."""
-
-    def __init__(self, page: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self.feed(page)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-    def all(self, tag: str) -> list[dict[str, str | None]]:
-        return [attrs for t, attrs in self.tags if t == tag]
-
-    def with_class(self, tag: str, cls: str) -> list[dict[str, str | None]]:
-        return [attrs for attrs in self.all(tag) if attrs.get("class") == cls]
 
 
 def one_source(name: str, url: str = "a-thumb.jpg") -> Gallery:

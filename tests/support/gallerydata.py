@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from pathlib import Path
 
 from imaging import encode, photo
@@ -38,3 +39,25 @@ def gallery_photos(root: Path) -> tuple[Path, Path]:
     presets = root / "imgproc.toml"
     presets.write_text(PRESETS)
     return src, presets
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, and the page's text, as a browser's parser sees them."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def all(self, tag: str) -> list[dict[str, str | None]]:
+        return [attrs for t, attrs in self.tags if t == tag]
+
+    def with_class(self, tag: str, cls: str) -> list[dict[str, str | None]]:
+        return [attrs for attrs in self.all(tag) if attrs.get("class") == cls]
