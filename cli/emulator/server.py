@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cli.emulator import apigateway
 from cli.emulator.dispatcher import Dispatcher
 from cli.emulator.settings import (
     DEFAULT_PORT,
@@ -76,6 +77,7 @@ class Emulator:
         self.server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self.server.start()
         self.port = self.server.get_host_and_port()[1]
+        apigateway.install(self.server, self.endpoint)  # REST APIs served under /_aws/execute-api/
         self.dispatcher = Dispatcher(self.endpoint, self.state_dir / "cache", self.concurrency, say=self.say).install()
         return self.endpoint
 
@@ -86,6 +88,7 @@ class Emulator:
             self.dispatcher.drain(10.0)
         if self.server is not None:
             self.server.stop()
+            apigateway.uninstall(self.server)
             self.server = None
         if self.dispatcher is not None:
             self.dispatcher.uninstall(drain_s=0)
