@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import boto3
 import pytest
+from browser import chromium, watch
+from imaging import encode, photo
 from lambdazip import make_zip
 
 from cli.emulator import apigateway
@@ -31,7 +33,8 @@ def handler(event, context):
         return {{"statusCode": 200, "headers": {{"Content-Type": "image/png"}},
                 "body": base64.b64encode({PNG!r}).decode(), "isBase64Encoded": True}}
     if path.endswith("/moved"):
-        return {{"statusCode": 302, "headers": {{"Location": "http://example.invalid/x.jpg"}},
+        to = (event["queryStringParameters"] or {{}}).get("to", "http://example.invalid/x.jpg")
+        return {{"statusCode": 302, "headers": {{"Location": to}},
                 "multiValueHeaders": {{"Set-Cookie": ["a=1", "b=2"]}}, "body": ""}}
     if path.endswith("/broken"):
         return "not a proxy response"
@@ -84,6 +87,11 @@ def api(emulator):
                        uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{arn}/invocations")
     gw.create_deployment(restApiId=api_id, stageName="prod")
     return f"/_aws/execute-api/{api_id}/prod"
+
+
+@pytest.fixture(scope="module")
+def echo_arn(emulator, api):
+    return client("lambda", emulator).get_function(FunctionName="echo")["Configuration"]["FunctionArn"]
 
 
 def request(endpoint: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
@@ -185,3 +193,43 @@ def test_stack_api_url_output_points_at_the_emulator_and_binary_types_are_kept(e
 ])
 def test_path_templates(template, path, expected):
     assert apigateway.match(template, path) == expected
+
+
+def test_an_api_deployed_by_cloudformation_is_served_on_its_stage(emulator, echo_arn):
+    """The shape `imgproc deploy --api` creates: moto's CloudFormation has no AWS::ApiGateway::Stage."""
+    ref = {"Ref": "Api"}
+    template = {"Resources": {
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "cfn-api", "BinaryMediaTypes": ["*/*"]}},
+        "Images": {"Type": "AWS::ApiGateway::Resource", "Properties": {
+            "RestApiId": ref, "ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]}, "PathPart": "images"}},
+        "Proxy": {"Type": "AWS::ApiGateway::Resource", "Properties": {
+            "RestApiId": ref, "ParentId": {"Ref": "Images"}, "PathPart": "{proxy+}"}},
+        "Get": {"Type": "AWS::ApiGateway::Method", "Properties": {
+            "RestApiId": ref, "ResourceId": {"Ref": "Proxy"}, "HttpMethod": "GET", "AuthorizationType": "NONE",
+            "Integration": {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST",
+                            "Uri": f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{echo_arn}/invocations"}}},
+        "Deployment": {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["Get"], "Properties": {"RestApiId": ref}},
+        "Stage": {"Type": "AWS::ApiGateway::Stage", "Properties": {
+            "RestApiId": ref, "DeploymentId": {"Ref": "Deployment"}, "StageName": "live"}},
+    }, "Outputs": {"ApiUrl": {"Value": {"Fn::Sub": "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/live"}}}}
+    cfn = client("cloudformation", emulator)
+    cfn.create_stack(StackName="cfn-api", TemplateBody=json.dumps(template))
+    url = cfn.describe_stacks(StackName="cfn-api")["Stacks"][0]["Outputs"][0]["OutputValue"]
+    status, _h, body = request(emulator, "GET", urlsplit(url).path + "/images/a/b.png/binary.png")
+    assert (status, body) == (200, PNG)  # "*/*" kept: any Accept gets the decoded bytes
+    status, _h, body = request(emulator, "GET", urlsplit(url).path + "/images/x%20y")
+    assert status == 200 and json.loads(body)["pathParameters"] == {"proxy": "x%20y"}
+
+
+def test_a_browser_follows_the_redirect_to_a_presigned_image(emulator, api, tmp_path):
+    s3 = client("s3", emulator)
+    s3.create_bucket(Bucket="renditions")
+    s3.put_object(Bucket="renditions", Key="thumb/cat 1.jpg", Body=encode(photo(320, 200), "JPEG"),
+                  ContentType="image/jpeg")
+    presigned = s3.generate_presigned_url("get_object", Params={"Bucket": "renditions", "Key": "thumb/cat 1.jpg"})
+    with chromium(tmp_path / "profile") as browser:
+        page = browser.new_page()
+        log = watch(page)
+        page.goto(f"{emulator}{api}/images/thumb/moved?to={quote(presigned, safe='')}")
+        size = page.evaluate("[document.images[0].naturalWidth, document.images[0].naturalHeight]")
+        assert size == [320, 200] and log.errors == []
