@@ -69,7 +69,13 @@ def chromium(profile: Path) -> Iterator[object]:
 def watch(page) -> PageLog:
     """Record the page's console errors, uncaught errors and dialogs (dismissed)."""
     log = PageLog()
-    page.on("console", lambda msg: log.errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+
+    def console(msg) -> None:
+        # The browser's own /favicon.ico request (an image or API URL opened directly) is not the page's.
+        if msg.type == "error" and not str((msg.location or {}).get("url", "")).endswith("/favicon.ico"):
+            log.errors.append(f"console: {msg.text} ({(msg.location or {}).get('url', '')})")
+
+    page.on("console", console)
     page.on("pageerror", lambda exc: log.errors.append(f"uncaught: {exc}"))
 
     def dialog(d) -> None:
