@@ -28,6 +28,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "logs": ("logs", "stats"),
     "local": ("local",),
     "sign": ("sign",),
+    "gallery": ("gallery",),
 }
 
 
