@@ -32,15 +32,19 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from core import errors, signing
 from core.errors import ConfigError, ImgprocError
 from core.recipe import Config, Rendition, builtin_config, load_config
+
+if TYPE_CHECKING:  # imported where used at run time: a cold start loads only what the request needs
+    from core.storage import ObjectInfo, Storage
 
 HERE = Path(__file__).resolve().parent
 
@@ -156,7 +160,7 @@ def _load_state() -> _State:
     return _state
 
 
-def _client(service: str):
+def _client(service: str) -> Any:  # a boto3 client: boto3 ships no type information
     """One boto3 client per service, created on first use and reused while the container lives."""
     if service not in _clients:
         import boto3
@@ -211,7 +215,7 @@ def _keyring(settings: ApiSettings, refresh: bool = False) -> signing.KeyRing:
     try:
         resp = _client("ssm").get_parameter(Name=settings.keys_param, WithDecryption=True)
         ring = signing.parse_keyring(resp["Parameter"]["Value"], f"SSM parameter {settings.keys_param}")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failed read (botocore's errors included) is mapped and remembered
         error = _remember_key_failure(exc, settings.keys_param, now)
         if _keys is not None:
             return _keys
@@ -277,7 +281,7 @@ class Request:
     api_key_id: str
 
     @classmethod
-    def parse(cls, event: Mapping[str, Any]) -> "Request":
+    def parse(cls, event: Mapping[str, Any]) -> Request:
         ctx = event.get("requestContext") or {}
         identity = ctx.get("identity") or {}
         headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
@@ -393,7 +397,7 @@ def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     except ImgprocError as exc:  # configuration or keys: the operator must act
         log.update(status=500, outcome="failed", error={"type": exc.kind, "message": exc.message})
         response = _error_response(500)
-    except Exception as exc:  # last resort: a bug must still answer and log
+    except Exception as exc:  # noqa: BLE001 - last resort: a bug must still answer and log
         log.update(status=500, outcome="failed",
                    error={"type": type(exc).__name__, "message": (str(exc).splitlines() or [""])[0][:300]})
         response = _error_response(500)
@@ -405,7 +409,7 @@ def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
 def _log(fields: dict[str, Any], request_id: str) -> None:
     status = fields.get("status", 500)
     level = "ERROR" if status >= 500 else "WARNING" if status == 403 else "INFO"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     line = {"timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
             "level": level, "service": "imgproc", "event": "request", "request_id": request_id, **fields}
     sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -463,7 +467,7 @@ def _serve(req: Request, log: dict[str, Any]) -> dict[str, Any]:
     return _redirect(settings, out_key, etag, headers, remaining, log)
 
 
-def _check_owner(info, out_key: str, key: str, log: dict[str, Any]) -> None:
+def _check_owner(info: ObjectInfo, out_key: str, key: str, log: dict[str, Any]) -> None:
     """409 when the stored rendition was made from another source (cat.png for cat.jpg): never serve it."""
     from core.jobs import collision, owned_by
 
@@ -501,20 +505,23 @@ def _cache_control(max_age: int, remaining: int | None) -> str:
     return f"private, max-age={max_age}"
 
 
-def _found(req, settings, out_key, etag, headers, remaining, log) -> dict[str, Any]:
+def _found(req: Request, settings: ApiSettings, out_key: str, etag: str, headers: dict[str, str],
+           remaining: int | None, log: dict[str, Any]) -> dict[str, Any]:
     if etag_matches(req.headers.get("if-none-match", ""), etag):
         return _not_modified(etag, headers, remaining, settings, log)
     return _redirect(settings, out_key, etag, headers, remaining, log)
 
 
-def _not_modified(etag, headers, remaining, settings, log) -> dict[str, Any]:
+def _not_modified(etag: str, headers: dict[str, str], remaining: int | None, settings: ApiSettings,
+                  log: dict[str, Any]) -> dict[str, Any]:
     log.update(status=304, outcome="not_modified")
     headers = {**headers, "ETag": f'"{etag}"', "Cache-Control": _cache_control(settings.cache_seconds, remaining)}
     return _response(304, headers)
 
 
-def _redirect(settings: ApiSettings, out_key: str, etag: str, headers, remaining, log) -> dict[str, Any]:
-    url = _client("s3").generate_presigned_url(
+def _redirect(settings: ApiSettings, out_key: str, etag: str, headers: dict[str, str], remaining: int | None,
+              log: dict[str, Any]) -> dict[str, Any]:
+    url: str = _client("s3").generate_presigned_url(
         "get_object", Params={"Bucket": settings.handler.output_bucket, "Key": out_key},
         ExpiresIn=settings.redirect_ttl,
     )
@@ -528,24 +535,26 @@ def _redirect(settings: ApiSettings, out_key: str, etag: str, headers, remaining
 class _Keep:
     """Storage decorator that keeps the bytes of the last rendition written (for inline answers)."""
 
-    def __init__(self, inner):
-        self.inner, self.data = inner, None
+    def __init__(self, inner: Storage):
+        self.inner: Storage = inner
+        self.data: bytes | None = None
 
-    def head(self, key):
+    def head(self, key: str) -> ObjectInfo | None:
         return self.inner.head(key)
 
-    def read(self, key, etag=None, max_bytes=None):
+    def read(self, key: str, etag: str | None = None, max_bytes: int | None = None) -> bytes:
         return self.inner.read(key, etag=etag, max_bytes=max_bytes)
 
-    def keys(self, prefix=""):
+    def keys(self, prefix: str = "") -> Iterator[str]:
         return self.inner.keys(prefix)
 
-    def write(self, key, data, content_type, metadata=None, cache_control=None, expect=None):
+    def write(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None,
+              cache_control: str | None = None, expect: str | None = None) -> None:
         self.inner.write(key, data, content_type, metadata, cache_control, expect=expect)
         self.data = data
 
 
-def _render(state: _State, rendition: Rendition, key: str, output, log: dict[str, Any]) -> bytes:
+def _render(state: _State, rendition: Rendition, key: str, output: Storage, log: dict[str, Any]) -> bytes:
     """Render and store one rendition with the S3 handler's engine; map failures to HTTP answers."""
     from core.jobs import Job, process_object
     from core.storage import S3Bucket

@@ -17,15 +17,20 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, ImgprocError, UnknownPreset
 from core.events import S3Event, S3Record
 from core.settings import HandlerSettings, check_loop, parse_settings
+
+if TYPE_CHECKING:  # imported where used at run time, to keep the cold start light
+    from core.jobs import Label
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 NAMESPACE = "imgproc"
@@ -57,7 +62,7 @@ class RekognitionLabeler:
     def __init__(self, rekognition: Any, s3: Any, bucket: str):
         self.rekognition, self.s3, self.bucket = rekognition, s3, bucket
 
-    def detect(self, image: bytes):
+    def detect(self, image: bytes) -> list[Label]:
         from core.jobs import Label
 
         resp = self.rekognition.detect_labels(
@@ -95,7 +100,7 @@ class Runtime:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], client_factory: Callable[[str], Any] = default_client,
-                 config: Any = None) -> "Runtime":
+                 config: Any = None) -> Runtime:
         """Parse ``IMGPROC_*`` (ConfigError naming the variable) and load the presets file."""
         settings = parse_settings(env, PACKAGE_ROOT)
         if config is None:
@@ -138,7 +143,7 @@ def load_presets(settings: HandlerSettings, explicit: bool) -> Any:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def print_line(obj: Mapping[str, Any]) -> None:
@@ -217,7 +222,7 @@ def _handle_record(rec: S3Record, runtime: Runtime) -> dict[str, Any]:
     try:
         return process_object(runtime.bucket(rec.bucket), rec.key, runtime.bucket(settings.output_bucket),
                               runtime.job, bucket=rec.bucket, labeler=runtime.labeler())
-    except Exception as exc:  # e.g. a client that cannot be created: this record fails, others go on
+    except Exception as exc:  # noqa: BLE001 - e.g. a client that cannot be created: this record fails, others go on
         return failed(record, exc)
 
 
@@ -237,7 +242,7 @@ def time_limit(seconds: float, name: str, reason: str) -> Iterator[None]:
 
     armed = [True]
 
-    def expire(_signum, _frame):
+    def expire(_signum: int, _frame: FrameType | None) -> None:
         if armed[0]:
             armed[0] = False
             raise ImageTimeout(f"{name}: stopped after {seconds:.1f} s ({reason})")
@@ -320,7 +325,7 @@ def reset() -> None:
     _RUNTIME = None
 
 
-def handler(event: dict, context: Any) -> dict[str, int]:
+def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     """S3 notification -> renditions in IMGPROC_OUTPUT_BUCKET. Raises only to ask Lambda for a retry."""
     request_id = getattr(context, "aws_request_id", "") or "local"
     try:
@@ -342,7 +347,7 @@ def handler(event: dict, context: Any) -> dict[str, int]:
     return result.summary()
 
 
-def api_handler(event: dict, context: Any) -> dict:
+def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """API Gateway proxy events (issue 7); imports the API module only when used."""
     from lambda_api import handle
 

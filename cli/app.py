@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import click
 import typer
 
 from cli import edge
@@ -29,6 +28,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "logs": ("logs", "stats"),
     "local": ("local",),
     "sign": ("sign",),
+    "gallery": ("gallery",),
 }
 
 
@@ -59,9 +59,9 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise  # Typer's own exits and usage errors already carry their code
-        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one edge: every failure is mapped here
+        except (Exception, KeyboardInterrupt) as exc:  # the one edge: every failure is mapped here
+            if _is_typers_own(exc):
+                raise  # Typer's exits and usage errors already carry their code and message
             raise typer.Exit(edge.report(exc)) from None
 
     return run
@@ -95,14 +95,15 @@ def _escape_help(app: typer.Typer) -> None:
             # Option declarations are shared between commands: escape each object once.
             if isinstance(param, (OptionInfo, ArgumentInfo)) and not getattr(param, "_help_escaped", False):
                 param.help = _escaped(param.help)
-                param._help_escaped = True  # type: ignore[attr-defined]  # our marker on Typer's object
+                param._help_escaped = True  # type: ignore[union-attr]  # our marker on Typer's object
         callback._help_escaped = True  # type: ignore[attr-defined]  # our marker: build() may run twice
     for group in app.registered_groups:
         if group.typer_instance is not None:
             _escape_help(group.typer_instance)
 
 
-def _usage_metavar(self: Any, ctx: click.Context, *, usage: bool = False) -> str:
+# ctx: Typer 0.28 passes its private copy of click's Context (typer._click), older Typers click's own.
+def _usage_metavar(self: Any, ctx: Any, *, usage: bool = False) -> str:
     """SRC, as click and man pages write a required argument, not Typer's {src}."""
     var = _typer_make_metavar(self, ctx, usage=usage)
     if usage and var.startswith("{") and var.endswith("}"):
@@ -114,6 +115,12 @@ def _usage_metavar(self: Any, ctx: click.Context, *, usage: bool = False) -> str
 # placeholder; a subclass cannot be passed through typer.Argument, so the method is replaced here.
 _typer_make_metavar = typer.core.TyperArgument.make_metavar
 typer.core.TyperArgument.make_metavar = _usage_metavar  # type: ignore[method-assign]  # see comment above
+
+
+def _is_typers_own(exc: BaseException) -> bool:
+    # Typer 0.28 raises its private copy of click's exceptions (typer._click), older Typers click's own;
+    # neither needs importing click, which Typer 0.28 no longer installs.
+    return isinstance(exc, (typer.Exit, typer.Abort)) or type(exc).__module__.split(".")[0] in ("click", "typer")
 
 
 def _guard_all(app: typer.Typer) -> None:

@@ -12,9 +12,16 @@ import os
 import stat as stat_mode
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from core.errors import (
-    ImgprocError, NotRegularFile, OutputCollision, OutsideSource, SourceTooLarge, StorageError, UnsafeOutput,
+    ImgprocError,
+    NotRegularFile,
+    OutputCollision,
+    OutsideSource,
+    SourceTooLarge,
+    StorageError,
+    UnsafeOutput,
 )
 from core.naming import local_output_path
 from core.pipeline import render
@@ -26,6 +33,9 @@ IMAGE_EXTENSIONS = frozenset({
     ".heic", ".heif", ".hif", ".mpo",  # iPhone photos; stereo and multi-picture camera JPEGs
 })
 MANIFEST_NAME = ".imgproc-manifest.json"
+# source path -> {"size", "mtime_ns", "recipe", "outputs"}: JSON read back from the output folder,
+# so each field is compared, never trusted to have a type.
+Manifest = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ def discover(src: Path, exclude: Path | None = None) -> tuple[list[str], list[st
     return images, others
 
 
-def load_manifest(out: Path) -> dict:
+def load_manifest(out: Path) -> Manifest:
     try:
         data = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -113,7 +123,7 @@ def load_manifest(out: Path) -> dict:
     return entries if isinstance(entries, dict) else {}
 
 
-def save_manifest(out: Path, entries: dict) -> None:
+def save_manifest(out: Path, entries: Manifest) -> None:
     doc = {"version": 1, "entries": dict(sorted(entries.items()))}
     atomic_write(out / MANIFEST_NAME, json.dumps(doc, indent=1).encode())
 
@@ -165,7 +175,7 @@ def read_source(src: Path, relative: str, limits: Limits) -> tuple[bytes, tuple[
     return data, (opened.st_size, opened.st_mtime_ns)
 
 
-def _up_to_date(entry: dict | None, stat: tuple[int, int] | None, recipe: str, outputs: tuple[str, ...], out: Path) -> bool:
+def _up_to_date(entry: dict[str, Any] | None, stat: tuple[int, int] | None, recipe: str, outputs: tuple[str, ...], out: Path) -> bool:
     if not entry or stat is None:
         return False
     same_source = (entry.get("size"), entry.get("mtime_ns")) == stat and entry.get("recipe") == recipe
@@ -174,7 +184,7 @@ def _up_to_date(entry: dict | None, stat: tuple[int, int] | None, recipe: str, o
     )
 
 
-def plan(src: Path, out: Path, renditions: tuple[Rendition, ...], manifest: dict, force: bool,
+def plan(src: Path, out: Path, renditions: tuple[Rendition, ...], manifest: Manifest, force: bool,
          naming: str = "stem") -> Plan:
     """Decide what to render: skip up-to-date sources, flag output collisions.
 
@@ -267,17 +277,17 @@ def run_job(src: Path, out: Path, job: Job, renditions: tuple[Rendition, ...], l
     except OSError as exc:
         err = StorageError(f"{job.relative}: {exc.strerror or exc}")
         return FileResult(job.relative, error=str(err), error_type=err.kind)
-    except Exception as exc:  # a bug must cost one file, not the whole run
+    except Exception as exc:  # noqa: BLE001 - last resort: a bug must cost one file, not the whole run
         return FileResult(job.relative, error=f"{job.relative}: internal error: {type(exc).__name__}: {exc}",
                           error_type="InternalError")
 
 
-def collision_entry(collision: Collision, recipe: str) -> dict:
+def collision_entry(collision: Collision, recipe: str) -> dict[str, object]:
     """Remembers a reported collision, so an unchanged pair is not failed again on every run."""
     size, mtime_ns = collision.stat or (0, 0)
     return {"size": size, "mtime_ns": mtime_ns, "recipe": recipe, "outputs": [], "collides_with": collision.owner}
 
 
-def manifest_entry(result: FileResult, recipe: str) -> dict:
+def manifest_entry(result: FileResult, recipe: str) -> dict[str, object]:
     size, mtime_ns = result.stat or (0, 0)
     return {"size": size, "mtime_ns": mtime_ns, "recipe": recipe, "outputs": [o.path for o in result.outputs]}

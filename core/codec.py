@@ -14,6 +14,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypedDict
 
 from PIL import Image, ImageCms, ImageMath, UnidentifiedImageError, features
 
@@ -186,7 +187,7 @@ def _orientation(img: Image.Image) -> int:
         return 1
     try:
         value = img.getexif().get(_ORIENTATION_TAG, 1)
-    except Exception:  # a broken EXIF block must not sink an otherwise good photo
+    except Exception:  # noqa: BLE001 - a broken EXIF block (any parser error) must not sink a good photo
         return 1
     return value if value in _TRANSPOSE else 1
 
@@ -283,7 +284,9 @@ def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> Image.Image:
         try:
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             dst = ImageCms.createProfile("sRGB")
-            return ImageCms.profileToProfile(img, src, dst, outputMode="RGB")
+            converted = ImageCms.profileToProfile(img, src, dst, outputMode="RGB")
+            if converted is not None:  # None only when converting in place, which this does not ask for
+                return converted
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # an unusable profile: fall back to the naive conversion below
     return img.convert("RGB")
@@ -300,9 +303,16 @@ def icc_matches(icc: bytes | None, mode: str) -> bool:
 # --- encoding ---------------------------------------------------------------
 
 
+class Timing(TypedDict):
+    """An animation's Pillow save options: each frame's milliseconds, and the loop count (0 = forever)."""
+
+    duration: list[int]
+    loop: int
+
+
 def encode(
     frames: list[Image.Image], r: Rendition, icc: bytes | None, exif: bytes | None,
-    timing: dict | None = None,
+    timing: Timing | None = None,
 ) -> bytes:
     """Encode at the rendition's quality, or the highest quality that fits ``max_bytes``.
 
@@ -317,16 +327,19 @@ def encode(
             f"rendition {r.label}: {len(data):,} bytes is over max_bytes {r.max_bytes:,} "
             f"and {r.format.upper()} {'lossless ' if r.lossless else ''}has no quality to lower"
         )
-    return _fit_budget(frames, r, icc, exif, timing)
+    return _fit_budget(frames, r, r.max_bytes, icc, exif, timing)
 
 
-def _fit_budget(frames, r: Rendition, icc, exif, timing) -> bytes:
-    """Binary search for the largest quality whose output fits the byte budget."""
+def _fit_budget(
+    frames: list[Image.Image], r: Rendition, max_bytes: int, icc: bytes | None, exif: bytes | None,
+    timing: Timing | None,
+) -> bytes:
+    """Binary search for the largest quality whose output fits the byte budget (``r.max_bytes``)."""
     lo, hi, best = r.min_quality, r.quality - 1, None
     while lo <= hi:
         q = (lo + hi) // 2
         data = _encode_once(frames, r, q, icc, exif, timing)
-        if len(data) <= r.max_bytes:
+        if len(data) <= max_bytes:
             best, lo = data, q + 1
         else:
             hi = q - 1
@@ -337,7 +350,10 @@ def _fit_budget(frames, r: Rendition, icc, exif, timing) -> bytes:
     return best
 
 
-def _encode_once(frames, r: Rendition, quality: int, icc, exif, timing) -> bytes:
+def _encode_once(
+    frames: list[Image.Image], r: Rendition, quality: int, icc: bytes | None, exif: bytes | None,
+    timing: Timing | None,
+) -> bytes:
     # Start from empty info dicts: Pillow otherwise copies EXIF, XMP, comments
     # and profiles from the source into some formats.
     for frame in frames:
@@ -354,7 +370,7 @@ def _encode_once(frames, r: Rendition, quality: int, icc, exif, timing) -> bytes
     return buf.getvalue()
 
 
-def _format_params(r: Rendition, quality: int) -> dict:
+def _format_params(r: Rendition, quality: int) -> dict[str, object]:
     if r.format == "jpeg":
         return {"quality": quality, "optimize": r.optimize, "progressive": r.progressive}
     if r.format == "png":

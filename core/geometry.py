@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from core.errors import ConfigError
 from core.recipe import Rendition
 
 
@@ -38,7 +39,7 @@ class Geometry:
 
 def _round(value: float) -> int:
     """Round half up (112.5 -> 113), as other image tools do; Python's round() is half-even."""
-    return int(math.floor(value + 0.5))
+    return math.floor(value + 0.5)
 
 
 def _align(free: float, gravity: str, low: str, high: str) -> float:
@@ -53,6 +54,13 @@ def _align(free: float, gravity: str, low: str, high: str) -> float:
 def gravity_offset(free_w: float, free_h: float, gravity: str) -> tuple[float, float]:
     """Top-left offset of an item with ``free_w`` x ``free_h`` spare pixels around it."""
     return _align(free_w, gravity, "west", "east"), _align(free_h, gravity, "north", "south")
+
+
+def _box_size(r: Rendition) -> tuple[int, int]:
+    """The width x height that ``cover`` and ``contain`` fit into (the recipe parser requires both)."""
+    if r.width is None or r.height is None:
+        raise ConfigError(f"rendition {r.label}: fit = {r.fit!r} needs both width and height")
+    return r.width, r.height
 
 
 def _fit_scale(w: int, h: int, r: Rendition, cover: bool) -> float:
@@ -72,17 +80,19 @@ def plan(w: int, h: int, r: Rendition) -> Geometry:
             tw, th = min(tw, w), min(th, h)
         return Geometry(full, (tw, th))
     if r.fit == "cover":
+        box_w, box_h = _box_size(r)
         scale = _fit_scale(w, h, r, cover=True)
-        out_w = min(r.width, max(1, _round(w * scale)))
-        out_h = min(r.height, max(1, _round(h * scale)))
+        out_w = min(box_w, max(1, _round(w * scale)))
+        out_h = min(box_h, max(1, _round(h * scale)))
         src_w, src_h = min(w, out_w / scale), min(h, out_h / scale)
         x, y = gravity_offset(w - src_w, h - src_h, r.gravity)
         return Geometry((x, y, x + src_w, y + src_h), (out_w, out_h))
     scale = _fit_scale(w, h, r, cover=False)
     size = (max(1, _round(w * scale)), max(1, _round(h * scale)))
     if r.fit == "contain":
-        x, y = gravity_offset(r.width - size[0], r.height - size[1], r.gravity)
-        return Geometry(full, size, (r.width, r.height), (_round(x), _round(y)))
+        box_w, box_h = _box_size(r)
+        x, y = gravity_offset(box_w - size[0], box_h - size[1], r.gravity)
+        return Geometry(full, size, (box_w, box_h), (_round(x), _round(y)))
     return Geometry(full, size)
 
 

@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, unquote
 
 from core.errors import ImgprocError, OutputCollision, StorageError, TransientStorageError, WriteConflict
 from core.naming import s3_output_key
 from core.recipe import Limits, Rendition, recipe_hash
 from core.storage import ABSENT, ObjectInfo, Storage
+
+if TYPE_CHECKING:  # core.pipeline imports Pillow: this module loads it on first use only
+    from core.pipeline import Output
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 # The source key, percent-encoded (S3 metadata is ASCII): the rendition's owner. A rendition
@@ -65,7 +69,7 @@ class Job:
 
     @classmethod
     def create(cls, renditions: tuple[Rendition, ...], limits: Limits, output_prefix: str = "",
-               naming: str = "stem") -> "Job":
+               naming: str = "stem") -> Job:
         return cls(tuple(renditions), limits, output_prefix, recipe_hash(tuple(renditions)), naming)
 
     def output_key(self, source_key: str, r: Rendition) -> str:
@@ -147,7 +151,7 @@ def process_object(
     record = new_record(bucket, key)
     try:
         _process(source, key, output, job, record, labeler)
-    except Exception as exc:  # one image's failure must not stop the others
+    except Exception as exc:  # noqa: BLE001 - last resort: one image's failure must not stop the others
         failed(record, exc)
         if isinstance(exc, ImgprocError) and exc.warnings:
             record["warnings"] = list(exc.warnings)
@@ -171,8 +175,8 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
 
     # An output another source wrote is never replaced (same-stem sources: cat.jpg, cat.png).
     existing = {r.label: _head_output(output, job.output_key(key, r)) for r in job.renditions}
-    taken = {r.label: collision(job.output_key(key, r), existing[r.label], key) for r in job.renditions
-             if existing[r.label] is not None and not owned_by(existing[r.label], key)}
+    taken = {label: collision(o.key, o, key) for label, o in existing.items()
+             if o is not None and not owned_by(o, key)}
     # Idempotency: an output whose metadata names this source, its ETag and the recipe is up to date.
     current = {label for label, o in existing.items()
                if o is not None and label not in taken and o.metadata.get(META_SOURCE_ETAG) == info.etag
@@ -292,7 +296,7 @@ def _rendition_entry(r: Rendition, out_key: str, size: int, width: int | None, h
             "width": width, "height": height, "ms": ms, "outcome": outcome}
 
 
-def _label(labeler: Labeler, key: str, etag: str, outputs, output: Storage, job: Job,
+def _label(labeler: Labeler, key: str, etag: str, outputs: Sequence[Output], output: Storage, job: Job,
            written: list[str], metadata: dict[str, str]) -> dict[str, Any]:
     """DetectLabels on the largest JPEG/PNG rendition under 5 MB; failures are reported, not raised."""
     candidates = [o for o in outputs if o.rendition.format in ("jpeg", "png") and o.bytes <= REKOGNITION_MAX_BYTES]
@@ -301,7 +305,7 @@ def _label(labeler: Labeler, key: str, etag: str, outputs, output: Storage, job:
     image = max(candidates, key=lambda o: o.width * o.height)
     try:
         labels = sorted(labeler.detect(image.data), key=lambda lab: -lab.confidence)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the labeler's (botocore's) errors: labels are optional, reported
         return {"outcome": "failed", "error": error_dict(exc)}
     sidecar_key = job.labels_key(key)
     doc = {
@@ -317,7 +321,7 @@ def _label(labeler: Labeler, key: str, etag: str, outputs, output: Storage, job:
         tags = label_tags(labels)
         for out_key in written:
             labeler.tag(out_key, tags)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - as above: a failed sidecar or tag is reported, outputs stay
         result.update(outcome="failed", error=error_dict(exc))
     return result
 

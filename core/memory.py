@@ -23,7 +23,7 @@ at once:
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from core.codec import SourceInfo
 from core.errors import MemoryBudgetExceeded

@@ -119,20 +119,25 @@ def render(data: bytes, renditions: tuple[Rendition, ...], limits: Limits, name:
     return RenderResult(info, made, ms_decode, tuple(failures), captured.lines)
 
 
-def _render_one(r: Rendition, g: geometry.Geometry, copies: steps.ScaledCopies, icc, exif) -> Output:
+def _render_one(
+    r: Rendition, g: geometry.Geometry, copies: steps.ScaledCopies, icc: bytes | None, exif: bytes | None,
+) -> Output:
     t0 = time.perf_counter()
     ctx = steps.Context(r, g, copies)
     for step in steps.STEPS:
         step(ctx)
     ms_transform = _ms(t0)
     t1 = time.perf_counter()
-    keep_icc = icc if r.keep_icc and codec.icc_matches(icc, ctx.image.mode) else None
-    data = codec.encode([ctx.image], r, keep_icc, None if r.strip else exif)
-    width, height = ctx.image.size
+    img = ctx.image
+    keep_icc = icc if r.keep_icc and codec.icc_matches(icc, img.mode) else None
+    data = codec.encode([img], r, keep_icc, None if r.strip else exif)
+    width, height = img.size
     return Output(r, data, width, height, ms_transform, _ms(t1))
 
 
-def _render_animation(img: Image.Image, info: SourceInfo, r: Rendition, g: geometry.Geometry, exif) -> Output:
+def _render_animation(
+    img: Image.Image, info: SourceInfo, r: Rendition, g: geometry.Geometry, exif: bytes | None,
+) -> Output:
     """Every frame through the same steps (no cascade: frames are small and few).
 
     Memory: a frame is copied only when no step made a new image of it (the
@@ -140,7 +145,9 @@ def _render_animation(img: Image.Image, info: SourceInfo, r: Rendition, g: geome
     before the decoder composes the next frame.
     """
     t0 = time.perf_counter()
-    frames, durations, icc = [], [], None
+    frames: list[Image.Image] = []
+    durations: list[int] = []
+    icc: bytes | None = None
     for frame in ImageSequence.Iterator(img):
         frame.load()  # WebP and AVIF set a frame's duration only once it is loaded
         # Whole milliseconds: APNG's fractions make the AVIF encoder raise.
@@ -156,14 +163,16 @@ def _render_animation(img: Image.Image, info: SourceInfo, r: Rendition, g: geome
         del ctx
     ms_transform = _ms(t0)
     t1 = time.perf_counter()
-    timing = {"duration": durations, "loop": img.info.get("loop", 0)}
+    timing: codec.Timing = {"duration": durations, "loop": img.info.get("loop", 0)}
     keep_icc = icc if r.keep_icc and codec.icc_matches(icc, frames[0].mode) else None
     data = codec.encode(frames, r, keep_icc, None if r.strip else exif, timing)
     return Output(r, data, frames[0].width, frames[0].height, ms_transform, _ms(t1))
 
 
-def _check_output_sizes(plans, renditions, limits: Limits, name: str) -> None:
-    for g, r in zip(plans, renditions):
+def _check_output_sizes(
+    plans: list[geometry.Geometry], renditions: tuple[Rendition, ...], limits: Limits, name: str,
+) -> None:
+    for g, r in zip(plans, renditions, strict=True):
         w, h = g.output_size
         if max(w, h) > limits.max_output_dimension:
             raise OutputTooLarge(

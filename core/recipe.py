@@ -27,10 +27,11 @@ import hashlib
 import json
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, overload
 
 from core.errors import ConfigError, SourceTooLarge, UnknownPreset
 
@@ -214,7 +215,12 @@ class _Where:
         return ConfigError(f"{key}: {problem} in {self.source}")
 
 
-def _number(where: _Where, key: str, value: Any, lo: float, hi: float, kind=int) -> Any:
+@overload
+def _number(where: _Where, key: str, value: Any, lo: float, hi: float, kind: type[int] = int) -> int: ...
+@overload
+def _number(where: _Where, key: str, value: Any, lo: float, hi: float, kind: type[float]) -> float: ...
+def _number(where: _Where, key: str, value: Any, lo: float, hi: float, kind: type[float] = int) -> float:
+    """``value`` as ``kind`` (int, or float for fractions) when it is one and in ``lo..hi``; else a ConfigError."""
     ok_types = (int,) if kind is int else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_types):
         raise where.error(key, f"expected {'an integer' if kind is int else 'a number'}, got {value!r}")
@@ -248,7 +254,7 @@ def _parse_quality(where: _Where, key: str, value: Any, formats: list[str]) -> d
         per = {f: _number(where, f"{key}.{f}", q, 1, 100) for f, q in value.items()}
         return {f: per.get(f, DEFAULT_QUALITY[f]) for f in formats}
     q = _number(where, key, value, 1, 100)
-    return {f: q for f in formats}
+    return dict.fromkeys(formats, q)
 
 
 def _parse_watermark(where: _Where, key: str, table: Any, base_dir: Path | None) -> Watermark:

@@ -14,9 +14,10 @@ Example::
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
 
@@ -61,22 +62,23 @@ class HandlerSettings:
     config_path: Path | None = None
     function_memory_mb: int | None = None  # None outside Lambda
 
-    def limits(self, base: "Limits") -> "Limits":
+    def limits(self, base: Limits) -> Limits:
         """The presets file's limits with the environment's overrides applied.
 
         The memory budget is the smaller of ``limits.max_memory_mb`` and what the
         function's memory leaves after ``RUNTIME_HEADROOM_MB``: a source the
         function cannot hold is refused from its header instead of killing it.
         """
-        changes = {}
-        if self.max_source_bytes is not None:
-            changes["max_source_bytes"] = self.max_source_bytes
-        if self.max_pixels is not None:
-            changes["max_pixels"] = self.max_pixels
+        memory_mb = base.max_memory_mb
         if self.function_memory_mb is not None:
             fits = max(16, self.function_memory_mb - RUNTIME_HEADROOM_MB)
-            changes["max_memory_mb"] = min(base.max_memory_mb, fits)
-        return replace(base, **changes)
+            memory_mb = min(base.max_memory_mb, fits)
+        return replace(
+            base,
+            max_source_bytes=base.max_source_bytes if self.max_source_bytes is None else self.max_source_bytes,
+            max_pixels=base.max_pixels if self.max_pixels is None else self.max_pixels,
+            max_memory_mb=memory_mb,
+        )
 
     def output_prefixes(self, rendition_names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
         """Every key prefix an output (or a labels sidecar) can start with."""

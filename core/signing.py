@@ -30,8 +30,8 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 from urllib.parse import quote, urlencode
 
 from core.errors import ConfigError
@@ -170,7 +170,7 @@ def unsafe_key_reason(key: str) -> str | None:
 
 def string_to_sign(path: str, expires: int, kid: str | None) -> bytes:
     """What the HMAC covers: method, canonical path, expiry and key id (empty when absent)."""
-    return f"GET\n{path}\n{expires}\n{kid or ''}".encode("utf-8")
+    return f"GET\n{path}\n{expires}\n{kid or ''}".encode()
 
 
 def signature(secret: bytes, path: str, expires: int, kid: str | None) -> str:

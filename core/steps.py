@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageFont
 
@@ -92,11 +92,24 @@ class ScaledCopies:
 
 @dataclass
 class Context:
+    """One rendition on its way through ``STEPS``; ``resize`` (always first) sets the image."""
+
     rendition: Rendition
     geometry: Geometry
     copies: ScaledCopies
-    image: Image.Image | None = None
-    notes: dict = field(default_factory=dict)
+    notes: dict[str, object] = field(default_factory=dict)
+    _image: Image.Image | None = field(default=None, init=False, repr=False)
+
+    @property
+    def image(self) -> Image.Image:
+        """The rendition so far; reading it before ``resize`` ran is a bug in the step order."""
+        if self._image is None:
+            raise RuntimeError("no image yet: resize must be the first step")
+        return self._image
+
+    @image.setter
+    def image(self, img: Image.Image) -> None:
+        self._image = img
 
 
 Step = Callable[[Context], None]
@@ -126,7 +139,7 @@ def pad(ctx: Context) -> None:
     if g.canvas is None:
         return
     img = ctx.image
-    colour = ImageColor.getcolor(ctx.rendition.background, "RGBA")
+    colour = _bands(ctx.rendition.background, "RGBA")
     mode = "RGBA" if img.mode == "RGBA" or colour[3] < 255 else img.mode
     canvas = Image.new(mode, g.canvas, colour if mode == "RGBA" else _solid(colour, mode))
     canvas.paste(img.convert(mode), g.offset)
@@ -166,9 +179,9 @@ def output_mode(ctx: Context) -> None:
     """Give the encoder a mode it supports; JPEG has no alpha, so flatten onto the background."""
     img, fmt = ctx.image, ctx.rendition.format
     if fmt == "jpeg" and img.mode in ("RGBA", "LA"):
-        colour = ImageColor.getcolor(ctx.rendition.background, "RGB")
+        colour = _bands(ctx.rendition.background, "RGB")
         flat_mode = "L" if img.mode == "LA" else "RGB"
-        canvas = Image.new(flat_mode, img.size, _solid(colour + (255,), flat_mode))
+        canvas = Image.new(flat_mode, img.size, _solid((*colour, 255), flat_mode))
         canvas.paste(img, mask=img.getchannel("A"))
         ctx.image = canvas
     elif fmt in ("webp", "avif") and img.mode in ("L", "LA"):
@@ -181,7 +194,14 @@ STEPS: tuple[Step, ...] = (resize, pad, grayscale, blur, sharpen, watermark, out
 # --- helpers -----------------------------------------------------------------
 
 
-def _solid(rgba: tuple[int, ...], mode: str):
+def _bands(colour: str, mode: str) -> tuple[int, ...]:
+    """``colour`` as a tuple of ``mode``'s bands (Pillow returns a bare int for one-band modes only)."""
+    value = ImageColor.getcolor(colour, mode)
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _solid(rgba: tuple[int, ...], mode: str) -> int | tuple[int, ...]:
+    """The fill for a canvas of ``mode`` from an RGBA colour (grey from the ITU-R 601 weights)."""
     if mode in ("L", "LA"):
         grey = round(0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2])
         return grey if mode == "L" else (grey, rgba[3])
@@ -214,7 +234,8 @@ def _text_stamp(text: str, colour: str, target_w: int) -> Image.Image:
     probe = ImageFont.load_default(size=100)
     length = max(1.0, ImageDraw.Draw(Image.new("L", (1, 1))).textlength(text, font=probe))
     font = ImageFont.load_default(size=max(6, round(100 * target_w / length)))
-    left, top, right, bottom = font.getbbox(text)
+    # Whole pixels at runtime (no stroke); Pillow's annotation says float for stroked text.
+    left, top, right, bottom = (int(v) for v in font.getbbox(text))
     stamp = Image.new("RGBA", (max(1, right - left), max(1, bottom - top)), (0, 0, 0, 0))
     ImageDraw.Draw(stamp).text((-left, -top), text, font=font, fill=ImageColor.getcolor(colour, "RGBA"))
     return stamp

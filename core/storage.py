@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from core.errors import SourceChanged, SourceTooLarge, StorageError, TransientStorageError, WriteConflict
 
@@ -106,7 +107,8 @@ class LocalFolder:
         data = path.read_bytes()
         return ObjectInfo(key, len(data), hashlib.md5(data).hexdigest())
 
-    def write(self, key, data, content_type, metadata=None, cache_control=None, expect=None) -> None:
+    def write(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None,
+              cache_control: str | None = None, expect: str | None = None) -> None:
         path = self._path(key)
         try:
             if expect == ABSENT:
@@ -188,10 +190,10 @@ class S3Bucket:
         try:
             body = self.client.get_object(**params)["Body"]
             try:
-                data = body.read() if max_bytes is None else body.read(max_bytes + 1)
+                data: bytes = body.read() if max_bytes is None else body.read(max_bytes + 1)
             finally:
                 body.close()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - botocore's errors, which core cannot import and name
             code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
             if code == "PreconditionFailed":
                 raise SourceChanged(f"{self._where(key)}: replaced since HeadObject (ETag no longer {etag})") from None
@@ -204,7 +206,7 @@ class S3Bucket:
     def head(self, key: str) -> ObjectInfo | None:
         try:
             resp = self.client.head_object(Bucket=self.bucket, Key=key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - botocore's errors, which core cannot import and name
             err = getattr(exc, "response", {}) or {}
             if str(err.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -217,7 +219,8 @@ class S3Bucket:
             metadata=dict(resp.get("Metadata", {})),
         )
 
-    def write(self, key, data, content_type, metadata=None, cache_control=None, expect=None) -> None:
+    def write(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None,
+              cache_control: str | None = None, expect: str | None = None) -> None:
         """One PutObject (S3 shows the object all at once, never half-written); ``expect`` becomes
         IfNoneMatch: * (a new key) or IfMatch: ETag, which S3 checks atomically with the write."""
         extra: dict[str, Any] = {"CacheControl": cache_control} if cache_control else {}
@@ -230,7 +233,7 @@ class S3Bucket:
                 Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                 Metadata=metadata or {}, **extra,
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - botocore's errors, which core cannot import and name
             code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
             # 409 ConditionalRequestConflict: a concurrent conditional write to the same key won.
             if expect is not None and code in ("PreconditionFailed", "ConditionalRequestConflict"):
@@ -243,5 +246,5 @@ class S3Bucket:
             for page in pages:
                 for obj in page.get("Contents", []):
                     yield obj["Key"]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - botocore's errors, which core cannot import and name
             raise _storage_error(exc, self._where(prefix)) from None

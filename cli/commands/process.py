@@ -35,6 +35,7 @@ class Summary:
     results: list[batch.FileResult] = field(default_factory=list)
     seconds: float = 0.0
     manifest_error: str | None = None
+    report: Path | None = None  # OUT/index.html when --report wrote it
 
     @property
     def processed(self) -> list[batch.FileResult]:
@@ -78,6 +79,7 @@ class Summary:
             "bytes_in": sum(r.source_bytes for r in self.processed),
             "bytes_out": sum(o.bytes for r in self.results for o in r.outputs),
             "seconds": round(self.seconds, 3),
+            **({"report": str(self.report)} if self.report else {}),
         }
 
 
@@ -169,6 +171,8 @@ def render_summary(summary: Summary, console: Console) -> None:
     table.add_row("failed", f"[red]{len(data['failed'])}[/]" if data["failed"] else "0")
     table.add_row("bytes in → out", f"{human_bytes(data['bytes_in'])} → {human_bytes(data['bytes_out'])}")
     table.add_row("time", f"{summary.seconds:.2f} s ({rate:.1f} images/s)")
+    if summary.report:
+        table.add_row("report", str(summary.report))
     console.print(table)
 
 
@@ -182,6 +186,15 @@ def render_dry_run(summary: Summary, console: Console) -> None:
         f"{len(summary.plan.not_images)} not images, {len(summary.plan.collisions)} collisions; nothing written",
         highlight=False,
     )
+
+
+def write_gallery(summary: Summary) -> Path:
+    """OUT/index.html for every source in OUT (this run's and earlier ones), with this run's failures."""
+    from cli.gallery import local  # only --report pays for the page builder
+
+    failures = [(Path(path).relative_to(summary.src).as_posix(), message) for path, _kind, message in summary.failed]
+    gallery = local.from_output_folder(summary.src, summary.out, summary.results, failures)
+    return local.write_report(summary.out, gallery)
 
 
 # --- the command -------------------------------------------------------------
@@ -199,6 +212,8 @@ def process(
     force: Annotated[bool, typer.Option("--force", help="Redo files whose outputs are up to date.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be written; write nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout instead of the table.")] = False,
+    report: Annotated[bool, typer.Option("--report", help="Also write OUT/index.html: every source's renditions "
+                                         "side by side, with sizes and failures (opens offline).")] = False,
 ) -> None:
     """Apply presets to every image under SRC and write the renditions to OUT.
 
@@ -208,7 +223,7 @@ def process(
 
     Example:
 
-        imgproc process ./photos -o ./web --preset thumb --preset web --jobs 4
+        imgproc process ./photos -o ./web --preset thumb --preset web --jobs 4 --report
     """
     src, out = _resolve_folders(src, out)
     cfg = load_config(config)
@@ -227,6 +242,8 @@ def process(
         execute(summary, renditions, cfg.limits, jobs or os.cpu_count() or 1, err_console())
     except KeyboardInterrupt:
         fail("interrupted; finished outputs are kept, nothing half-written", ExitCode.INTERRUPTED)
+    if report:
+        summary.report = write_gallery(summary)
     if as_json:
         print(json.dumps(summary.to_json(), indent=2))
     else:

@@ -141,7 +141,7 @@ def api_role_policy(s, a: ApiSettings, log_group: str) -> Doc:
     """Least privilege: read sources, read/write renditions, write its own logs, read the key parameter."""
     from cli.deploy.template import bucket_arn
 
-    statements = [
+    statements: list[Doc] = [
         {"Sid": "ReadSources", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": [bucket_arn(s, "input", f"/{s.input_prefix}*")]},
         # GetObject also makes HEAD answer 404 (not 403) for a missing rendition and signs the redirects.

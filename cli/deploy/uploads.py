@@ -178,9 +178,10 @@ def failure_reader(logs_client, log_group: str, since: float) -> Callable[[], di
             return {}  # no log group yet (nothing ran) or logs unreadable: keep waiting on S3 alone
         found = {}
         for line in map(classify, events):
-            if line.kind == IMAGE and line.data.get("outcome") == "failed":
-                error = line.data.get("error") or {}
-                found[str(line.data.get("key"))] = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+            data = line.data  # set for every IMAGE line
+            if line.kind == IMAGE and data is not None and data.get("outcome") == "failed":
+                error = data.get("error") or {}
+                found[str(data.get("key"))] = f"{error.get('type', 'Error')}: {error.get('message', '')}"
         return found
 
     return read

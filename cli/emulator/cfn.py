@@ -144,5 +144,27 @@ class _EventInvokeConfigResource(_ExtraResource):
         get_backend(account_id, region_name).get_function(self.physical_resource_id).event_invoke_config = []
 
 
+class _ApiStageResource(_ExtraResource):
+    """AWS::ApiGateway::Stage: without it the API has no stage to serve (cli/emulator/apigateway.py)."""
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        from moto.apigateway.models import apigateway_backends
+
+        properties = cloudformation_json.get("Properties", {})
+        api_id, name = properties["RestApiId"], properties["StageName"]
+        backend = apigateway_backends[account_id][region_name]
+        backend.get_rest_api(api_id).stages.pop(name, None)  # an update points the stage at the new deployment
+        backend.create_stage(api_id, name, properties["DeploymentId"], variables=properties.get("Variables"),
+                             description=properties.get("Description", ""))
+        return cls(name, properties)
+
+    def _delete(self, account_id: str, region_name: str) -> None:
+        from moto.apigateway.models import apigateway_backends
+
+        apigateway_backends[account_id][region_name].delete_stage(self.properties["RestApiId"], self.physical_resource_id)
+
+
 # Resource types moto's CloudFormation does not know, by type name (BucketPolicy deliberately absent).
-EXTRA_CFN_TYPES = {"AWS::Lambda::EventInvokeConfig": _EventInvokeConfigResource}
+EXTRA_CFN_TYPES = {"AWS::Lambda::EventInvokeConfig": _EventInvokeConfigResource,
+                   "AWS::ApiGateway::Stage": _ApiStageResource}

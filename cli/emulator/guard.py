@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 # The loopback names a local client may use in Host (and a page served by the emulator in Origin).
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -57,6 +57,8 @@ class LocalOnly:
         origin = environ.get("HTTP_ORIGIN")
         if origin is not None and origin.lower() not in self.origins:
             return f"cross-origin request from {origin!r}: web pages may not use the emulator"
+        if origin is None and is_presigned_object_read(environ):
+            return None  # an <img> of a gallery page (file:// or another port) reading one object
         site = environ.get("HTTP_SEC_FETCH_SITE")
         if site is not None and site.lower() not in _SAME_SITE_FETCHES:
             return f"{site} request from a web page (Sec-Fetch-Site): web pages may not use the emulator"
@@ -64,6 +66,24 @@ class LocalOnly:
         if referer is not None and _origin_of(referer) not in self.origins:
             return "request from another site's page (Referer): web pages may not use the emulator"
         return None
+
+
+def is_presigned_object_read(environ: dict[str, Any]) -> bool:
+    """A GET/HEAD of a presigned S3 URL: it reads one object and changes nothing.
+
+    A gallery page (`imgproc gallery`, opened from disk) shows renditions through presigned
+    URLs, so the browser loads them cross-site. Only plain object reads pass: no query API
+    (``Action=``), no moto or execute-api paths, and never with an ``Origin`` (a script's
+    ``fetch``): a page can display such an image but, without CORS, not read its bytes.
+    """
+    if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        return False
+    path = environ.get("PATH_INFO", "")
+    if path.startswith(("/moto-api", "/_aws", "/_localstack")) or path.count("/") < 2:
+        return False
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    presigned = "X-Amz-Signature" in query or {"Signature", "AWSAccessKeyId"} <= query.keys()  # SigV4 or SigV2
+    return presigned and "Action" not in query
 
 
 def _origin_of(url: str) -> str:

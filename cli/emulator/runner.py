@@ -371,9 +371,9 @@ class Worker:
             elif payload.get("timeout"):
                 self.stop()
                 result.timed_out = True
-                message = f"Task timed out after {spec.timeout_s:.2f} seconds"
-                log.append((_now_ms(), f"{_utc_iso(_now_ms())} {request_id} {message}"))
-                result.error = {"errorType": "Sandbox.Timedout", "errorMessage": f"{_utc_iso(_now_ms())} {request_id} {message}"}
+                timed_out = f"Task timed out after {spec.timeout_s:.2f} seconds"
+                log.append((_now_ms(), f"{_utc_iso(_now_ms())} {request_id} {timed_out}"))
+                result.error = {"errorType": "Sandbox.Timedout", "errorMessage": f"{_utc_iso(_now_ms())} {request_id} {timed_out}"}
                 status = "timeout"
             else:
                 code = self.process.wait()

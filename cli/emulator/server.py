@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cli.emulator import apigateway
 from cli.emulator.dispatcher import Dispatcher
 from cli.emulator.guard import LocalOnly
 from cli.emulator.settings import (
@@ -81,6 +82,7 @@ class Emulator:
             self.say(load_state(self.state_dir / STATE_FILE))
         self.server = GuardedMotoServer(self.host, self.port, say=self.say)
         self.port = self.server.port
+        apigateway.install(self.server, self.endpoint)  # REST APIs served under /_aws/execute-api/
         self.dispatcher = Dispatcher(self.endpoint, self.state_dir / "cache", self.concurrency, say=self.say).install()
         return self.endpoint
 
@@ -91,6 +93,7 @@ class Emulator:
             self.dispatcher.drain(10.0)
         if self.server is not None:
             self.server.stop()
+            apigateway.uninstall(self.server)
             self.server = None
         if self.dispatcher is not None:
             self.dispatcher.uninstall(drain_s=0)

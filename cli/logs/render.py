@@ -136,8 +136,8 @@ def classify(event: LogEvent) -> Line:
                 return Line(event, PLATFORM, data, request_id=rid)
             return Line(event, JSON, data, request_id=rid)
     if msg.startswith("REPORT RequestId"):
-        report = parse_report(msg)
-        return Line(event, REPORT, report=report, request_id=report.request_id if report else None)
+        text_report = parse_report(msg)
+        return Line(event, REPORT, report=text_report, request_id=text_report.request_id if text_report else None)
     if msg.startswith(("START RequestId", "END RequestId")):
         rid = _REQUEST_ID.search(msg)
         return Line(event, START if msg.startswith("START") else END, request_id=rid.group(1) if rid else None)

@@ -8,10 +8,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from imaging import encode, photo
 from typer.testing import CliRunner
 
 from cli.app import app
+
+from imaging import encode, photo
 
 runner = CliRunner()
 

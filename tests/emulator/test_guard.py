@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import boto3
@@ -198,3 +199,23 @@ def _quote(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="")
+
+
+def test_a_gallery_page_may_show_presigned_images_but_not_use_the_query_api(emulator):
+    # `imgproc gallery` writes a page opened from disk: its <img> tags load presigned S3 URLs cross-site.
+    s3 = client("s3", emulator.endpoint)
+    s3.create_bucket(Bucket="out")
+    s3.put_object(Bucket="out", Key="thumb/cat.jpg", Body=b"jpeg bytes")
+    url = urlsplit(s3.generate_presigned_url("get_object", Params={"Bucket": "out", "Key": "thumb/cat.jpg"}))
+    img = {"Host": f"127.0.0.1:{emulator.port}", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}
+    status, _, body = send(emulator, "GET", f"{url.path}?{url.query}", img)
+    assert (status, body) == (200, b"jpeg bytes")
+    # The same kind of request may still change nothing: a query-API call dressed as a presigned read,
+    # a fetch() (it carries an Origin), and a presigned PUT are refused.
+    planted = "/?Action=CreateQueue&QueueName=planted&X-Amz-Signature=00"
+    assert send(emulator, "GET", planted, img)[0] == 403
+    assert send(emulator, "GET", f"{url.path}?{url.query}", {**img, "Origin": EVIL})[0] == 403
+    put = urlsplit(s3.generate_presigned_url("put_object", Params={"Bucket": "out", "Key": "planted.jpg"}))
+    assert send(emulator, "PUT", f"{put.path}?{put.query}", img, b"x")[0] == 403
+    assert client("sqs", emulator.endpoint).list_queues().get("QueueUrls", []) == []
+    assert objects(emulator, "out") == ["thumb/cat.jpg"]

@@ -7,13 +7,14 @@ import json
 
 import boto3
 import pytest
-from imaging import decode, encode, photo, psnr
-from testdata import load_event
 
 import lambda_api
 import lambda_entry
 from core import signing
 from core.events import put_event
+
+from imaging import decode, encode, photo, psnr
+from testdata import load_event
 
 IN, OUT = "imgproc-in", "imgproc-out"
 JPG, PNG = "uploads/cat.jpg", "uploads/cat.png"
