@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cli.commands.options import ConfigOpt, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt, StackOpt
 from cli.console import ExitCode, err_console
@@ -66,7 +67,7 @@ def gallery(
         f"{out}: {len(page.sources)} images, {count} renditions, {len(page.failures)} without renditions "
         f"(links valid until {until})", markup=False)
     for failure in page.failures:
-        err_console().print(f"[red]no renditions[/] {failure.name}: {failure.error}", soft_wrap=True)
+        err_console().print(f"[red]no renditions[/] {escape(f'{failure.name}: {failure.error}')}", soft_wrap=True)
     raise typer.Exit(int(ExitCode.FAILED if page.failures else ExitCode.OK))
 
 
