@@ -83,6 +83,11 @@ class AwsTarget:
             raise UsageError(f"{region!r} is not an AWS region name (e.g. eu-west-1)")
         return region
 
+    def plain_http(self) -> bool:
+        """True for an emulator on plain http, where a TLS-only bucket policy would deny every call."""
+        endpoint = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or ""
+        return endpoint.startswith("http://")
+
     def describe(self) -> str:
         """Where calls go, for the one line printed before a change: endpoint or real AWS."""
         if self.endpoint_url:

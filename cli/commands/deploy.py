@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.aws.errors import AWS_ERRORS
+from cli.aws.owner import expect_owner, stack_account
 from cli.aws.target import AwsTarget
 from cli.commands.options import (
     ArchOpt,
@@ -136,7 +137,7 @@ def deploy(
         # The same file `imgproc package` writes, so the deployed zip can be inspected.
         built = pkg.build(Path("build") / f"imgproc-lambda-{s.architecture}.zip", s.architecture,
                           ctx.config_path)
-    if art.ensure_artifact_bucket(s3, artifacts, region_name):
+    if art.ensure_artifact_bucket(s3, artifacts, region_name, account, tls_policy=not ctx.target.plain_http()):
         err.print(f"created artifact bucket {artifacts}")
     uploaded = art.upload_artifact(s3, artifacts, built.key, built.path)
     err.print(f"package {human_bytes(built.size)} sha256 {built.sha256[:12]} "
@@ -320,6 +321,7 @@ def destroy(
     if found is None:
         fail(f"no stack named {name}: nothing to destroy", ExitCode.FAILED)
     buckets = bkt.stack_buckets(cfn, name)
+    expect_owner(s3, buckets, stack_account(found))
     counts = {b: bkt.count_objects(s3, b) for b in buckets}
     log_groups = bkt.stack_resources(cfn, name, "AWS::Logs::LogGroup")
     queues = bkt.stack_resources(cfn, name, "AWS::SQS::Queue")

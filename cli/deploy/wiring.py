@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cli.aws.errors import AWS_ERRORS, aws_error, error_code
+from cli.aws.owner import expect_owner, stack_account
 from cli.deploy.changeset import OUTPUT_KEYS, TERMINAL_OK, describe_stack, stack_outputs, template_body
 from cli.deploy.template import LIFECYCLE_RULE_ID, lifecycle_api, notification_api
 from cli.errors import DeployError
@@ -144,6 +145,7 @@ def wiring_checks(target, d: Deployed) -> list[Check]:
     lam, s3 = target.client("lambda"), target.client("s3")
     fn_arn = fn["FunctionArn"]
     in_bucket, out_bucket = d.outputs.get("InputBucketName", ""), d.outputs.get("OutputBucketName", "")
+    expect_owner(s3, [in_bucket, out_bucket], stack_account(d.stack))
     checks.append(_check_permission(lam, fn["FunctionName"], in_bucket))
     checks.append(_check_notification(s3, d, in_bucket, fn_arn))
     checks.append(_check_lifecycle(s3, d, out_bucket))
