@@ -120,6 +120,7 @@ def deploy(
     s = ctx.settings
     identity = ctx.target.client("sts").get_caller_identity()
     account = identity["Account"]
+    ctx.announce(err, account)
     s3, cfn = ctx.target.client("s3"), ctx.target.client("cloudformation")
     artifacts = art.artifact_bucket_name(account, region_name)
     if changeset.describe_stack(cfn, s.stack_name) is None:
@@ -231,6 +232,8 @@ def status(
     """
     ctx = resolve(config, stack, None, endpoint_url, profile, region, localstack)
     ctx.region()
+    if repair:
+        ctx.announce(err_console())
     name = ctx.settings.stack_name
     out = Console(highlight=False)
     deployed = wiring.load_deployed(ctx.target, name)
@@ -316,6 +319,7 @@ def destroy(
     ctx.region()
     name = ctx.settings.stack_name
     out, err = Console(highlight=False), err_console()
+    ctx.announce(err)
     cfn, s3 = ctx.target.client("cloudformation"), ctx.target.client("s3")
     found = changeset.describe_stack(cfn, name)
     if found is None:
@@ -325,8 +329,9 @@ def destroy(
     counts = {b: bkt.count_objects(s3, b) for b in buckets}
     log_groups = bkt.stack_resources(cfn, name, "AWS::Logs::LogGroup")
     queues = bkt.stack_resources(cfn, name, "AWS::SQS::Queue")
-    for b in buckets:
-        out.print(f"bucket {b}: {_objects(counts[b])}", soft_wrap=True)
+    resources = len(bkt.stack_resources(cfn, name, "*"))
+    for line in bkt.destroy_plan(name, resources, counts, log_groups, queues, delete_data):
+        out.print(escape(line), soft_wrap=True)
     if not yes:
         what = "and EMPTY AND DELETE its buckets" if delete_data else "(buckets with objects are kept)"
         if not _confirm(f"Delete stack {name} {what}?"):
@@ -350,7 +355,7 @@ def destroy(
         s3.delete_bucket(Bucket=b)
         out.print(f"[green]deleted[/] bucket {b}{f' ({n} objects)' if n else ''}", soft_wrap=True)
     for b in kept:
-        out.print(f"[yellow]kept[/] bucket {b} ({_objects(counts[b])}); when you no longer need the data, "
+        out.print(f"[yellow]kept[/] bucket {b} ({bkt.objects_text(counts[b])}); when you no longer need the data, "
                   f"{bkt.keep_bucket_hint(b)}", soft_wrap=True)
     logs, sqs = ctx.target.client("logs"), ctx.target.client("sqs")
     for g in log_groups:
@@ -367,14 +372,6 @@ def destroy(
         else:
             out.print(f"[yellow]kept[/] failure queue {q} (failed events to retry); "
                       f"`aws sqs delete-queue --queue-url {q}`", soft_wrap=True)
-
-
-def _objects(n: int) -> str:
-    if n < 0:
-        return "already gone"
-    if n >= 1000:
-        return "1000+ object versions"
-    return "empty" if n == 0 else f"{n} object version{'s' if n != 1 else ''}"
 
 
 def register(app: typer.Typer) -> None:

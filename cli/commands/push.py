@@ -52,6 +52,7 @@ def push(
     ctx = resolve(config, stack, None, endpoint_url, profile, region, localstack)
     ctx.region()
     out, err = Console(highlight=False), err_console()
+    ctx.announce(err)
     t = read_target(ctx)
     uploads = collect(src, t.input_prefix + prefix)
     if not uploads:

@@ -9,10 +9,10 @@ from cli.errors import DeployError
 
 
 def stack_resources(cfn, stack_name: str, resource_type: str) -> list[str]:
-    """Physical ids of the stack's resources of one type (only these may be deleted by destroy)."""
+    """Physical ids of the stack's resources of one type ("*": all) (only these may be deleted by destroy)."""
     return [r["PhysicalResourceId"]
             for r in paged(cfn, "list_stack_resources", "StackResourceSummaries", StackName=stack_name)
-            if r["ResourceType"] == resource_type and r.get("PhysicalResourceId")]
+            if resource_type in ("*", r["ResourceType"]) and r.get("PhysicalResourceId")]
 
 
 def stack_buckets(cfn, stack_name: str) -> list[str]:
@@ -92,3 +92,30 @@ def delete_queue(sqs, url: str) -> bool:
         if is_missing(exc) or error_code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
             return False
         raise DeployError(f"queue {url}: {aws_error(exc)}") from None
+
+
+def objects_text(n: int) -> str:
+    """A count_objects result for people."""
+    if n < 0:
+        return "already gone"
+    if n >= 1000:
+        return "1000+ object versions"
+    return "empty" if n == 0 else f"{n} object version{'s' if n != 1 else ''}"
+
+
+def destroy_plan(stack_name: str, resources: int, counts: dict[str, int], log_groups: list[str],
+                 queues: list[str], delete_data: bool) -> list[str]:
+    """What `destroy` will delete and keep, one line each, shown before it asks."""
+    lines = [f"destroy: stack {stack_name} ({resources} resources) will be deleted"]
+    for b, n in counts.items():
+        if n < 0:
+            fate = "nothing to do"
+        elif n == 0:
+            fate = "deleted (empty)"
+        else:
+            fate = "EMPTIED AND DELETED" if delete_data else "kept (not empty; --delete-data deletes it)"
+        lines.append(f"  bucket {b}: {objects_text(n)} -> {fate}")
+    retained = [("log group", g) for g in log_groups] + [("failure queue", q) for q in queues]
+    for kind, name in retained:
+        lines.append(f"  {kind} {name} -> {'DELETED' if delete_data else 'kept (--delete-data deletes it)'}")
+    return lines
