@@ -83,8 +83,20 @@ class AwsTarget:
             raise UsageError(f"{region!r} is not an AWS region name (e.g. eu-west-1)")
         return region
 
-    def describe(self) -> str:
-        """Where calls go, for the one line printed before a change: endpoint or real AWS."""
+    def plain_http(self) -> bool:
+        """True for an emulator on plain http, where a TLS-only bucket policy would deny every call."""
+        endpoint = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or ""
+        return endpoint.startswith("http://")
+
+    def describe(self, account: str | None = None) -> str:
+        """Where calls go, for the one line printed before a change: the endpoint, or the AWS account
+        (``account``, from sts get-caller-identity) and region, and the profile when one is named."""
+        region = self.region_name() or "?"
         if self.endpoint_url:
-            return f"endpoint {self.endpoint_url}"
-        return f"AWS region {self.region_name() or '?'}"
+            return f"endpoint {self.endpoint_url} (region {region})"
+        profile = f" (profile {self.profile})" if self.profile else ""
+        return f"AWS account {account or '?'}, region {region}{profile}"
+
+    def account(self) -> str:
+        """The account the credentials belong to (sts get-caller-identity)."""
+        return str(self.client("sts").get_caller_identity()["Account"])

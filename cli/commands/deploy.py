@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.aws.errors import AWS_ERRORS
+from cli.aws.owner import expect_owner, stack_account
 from cli.aws.target import AwsTarget
 from cli.commands.options import (
     ArchOpt,
@@ -119,6 +120,7 @@ def deploy(
     s = ctx.settings
     identity = ctx.target.client("sts").get_caller_identity()
     account = identity["Account"]
+    ctx.announce(err, account)
     s3, cfn = ctx.target.client("s3"), ctx.target.client("cloudformation")
     artifacts = art.artifact_bucket_name(account, region_name)
     if changeset.describe_stack(cfn, s.stack_name) is None:
@@ -127,11 +129,16 @@ def deploy(
             fail(f"bucket {taken[0]} already exists (kept by an earlier `imgproc destroy`?); the new stack "
                 f"cannot create it: move its objects and delete it, or set deploy.input_bucket/"
                 f"deploy.output_bucket to new names", ExitCode.FAILED)
+        kept_logs = bkt.existing_log_groups(ctx.target.client("logs"), bkt.log_group_names(doc))
+        if kept_logs:
+            fail(f"log group {kept_logs[0]} already exists (kept by an earlier `imgproc destroy`?); the new "
+                 f"stack cannot create it: `aws logs delete-log-group --log-group-name {kept_logs[0]}` "
+                 f"(or export what you need first)", ExitCode.FAILED)
     with err.status(f"Building the {pkg.RUNTIME}/{s.architecture} package..."):
         # The same file `imgproc package` writes, so the deployed zip can be inspected.
         built = pkg.build(Path("build") / f"imgproc-lambda-{s.architecture}.zip", s.architecture,
                           ctx.config_path)
-    if art.ensure_artifact_bucket(s3, artifacts, region_name):
+    if art.ensure_artifact_bucket(s3, artifacts, region_name, account, tls_policy=not ctx.target.plain_http()):
         err.print(f"created artifact bucket {artifacts}")
     uploaded = art.upload_artifact(s3, artifacts, built.key, built.path)
     err.print(f"package {human_bytes(built.size)} sha256 {built.sha256[:12]} "
@@ -225,6 +232,8 @@ def status(
     """
     ctx = resolve(config, stack, None, endpoint_url, profile, region, localstack)
     ctx.region()
+    if repair:
+        ctx.announce(err_console())
     name = ctx.settings.stack_name
     out = Console(highlight=False)
     deployed = wiring.load_deployed(ctx.target, name)
@@ -287,8 +296,8 @@ def _function_summary(fn: dict, concurrency: int | None) -> dict:
 
 def destroy(
     stack: StackOpt = None,
-    delete_data: Annotated[bool, typer.Option("--delete-data", help="Also empty and delete the stack's buckets "
-                                                                    "(images and renditions are lost).")] = False,
+    delete_data: Annotated[bool, typer.Option("--delete-data", help="Also empty and delete the stack's buckets, "
+                                              "log groups and failure queue (images, renditions and logs are lost).")] = False,
     yes: YesOpt = False,
     config: ConfigOpt = None,
     endpoint_url: EndpointOpt = None,
@@ -296,10 +305,11 @@ def destroy(
     region: RegionOpt = None,
     localstack: LocalstackOpt = False,
 ) -> None:
-    """Delete the stack. Buckets that still hold objects are kept unless --delete-data.
+    """Delete the stack. Buckets that still hold objects, log groups and the failure queue are kept unless --delete-data.
 
-    Only what the stack created is deleted: its empty buckets go with it; the
-    shared artifact bucket and anything else in the account stay.
+    Only what the stack created is deleted: its empty buckets go with it (a
+    versioned bucket is empty only without old versions); the shared artifact
+    bucket and anything else in the account stay.
 
     Example:
 
@@ -309,14 +319,19 @@ def destroy(
     ctx.region()
     name = ctx.settings.stack_name
     out, err = Console(highlight=False), err_console()
+    ctx.announce(err)
     cfn, s3 = ctx.target.client("cloudformation"), ctx.target.client("s3")
     found = changeset.describe_stack(cfn, name)
     if found is None:
         fail(f"no stack named {name}: nothing to destroy", ExitCode.FAILED)
     buckets = bkt.stack_buckets(cfn, name)
+    expect_owner(s3, buckets, stack_account(found))
     counts = {b: bkt.count_objects(s3, b) for b in buckets}
-    for b in buckets:
-        out.print(f"bucket {b}: {_objects(counts[b])}", soft_wrap=True)
+    log_groups = bkt.stack_resources(cfn, name, "AWS::Logs::LogGroup")
+    queues = bkt.stack_resources(cfn, name, "AWS::SQS::Queue")
+    resources = len(bkt.stack_resources(cfn, name, "*"))
+    for line in bkt.destroy_plan(name, resources, counts, log_groups, queues, delete_data):
+        out.print(escape(line), soft_wrap=True)
     if not yes:
         what = "and EMPTY AND DELETE its buckets" if delete_data else "(buckets with objects are kept)"
         if not _confirm(f"Delete stack {name} {what}?"):
@@ -340,16 +355,23 @@ def destroy(
         s3.delete_bucket(Bucket=b)
         out.print(f"[green]deleted[/] bucket {b}{f' ({n} objects)' if n else ''}", soft_wrap=True)
     for b in kept:
-        out.print(f"[yellow]kept[/] bucket {b} ({_objects(counts[b])}); delete it with "
-                  f"`aws s3 rb s3://{b} --force` when you no longer need the data", soft_wrap=True)
-
-
-def _objects(n: int) -> str:
-    if n < 0:
-        return "already gone"
-    if n >= 1000:
-        return "1000+ objects"
-    return "empty" if n == 0 else f"{n} object{'s' if n != 1 else ''}"
+        out.print(f"[yellow]kept[/] bucket {b} ({bkt.objects_text(counts[b])}); when you no longer need the data, "
+                  f"{bkt.keep_bucket_hint(b)}", soft_wrap=True)
+    logs, sqs = ctx.target.client("logs"), ctx.target.client("sqs")
+    for g in log_groups:
+        if delete_data:
+            if bkt.delete_log_group(logs, g):
+                out.print(f"[green]deleted[/] log group {g}", soft_wrap=True)
+        else:
+            out.print(f"[yellow]kept[/] log group {g} (expires by its retention); a new deploy needs it gone: "
+                      f"`aws logs delete-log-group --log-group-name {g}`", soft_wrap=True)
+    for q in queues:
+        if delete_data:
+            if bkt.delete_queue(sqs, q):
+                out.print(f"[green]deleted[/] queue {q}", soft_wrap=True)
+        else:
+            out.print(f"[yellow]kept[/] failure queue {q} (failed events to retry); "
+                      f"`aws sqs delete-queue --queue-url {q}`", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -53,6 +53,7 @@ def push(
     ctx = resolve(config, stack, None, endpoint_url, profile, region, localstack)
     ctx.region()
     out, err = Console(highlight=False), err_console()
+    ctx.announce(err)
     t = read_target(ctx)
     uploads = collect(src, t.input_prefix + prefix)
     if not uploads:
@@ -62,6 +63,7 @@ def push(
         out.print(f"[yellow]note[/] {len(ignored)} file(s) do not end with {', '.join(t.suffixes)} and will not "
                   f"be processed, e.g. {escape(ignored[0].key)}", soft_wrap=True)
     s3 = ctx.target.client("s3", max_pool_connections=max(10, jobs))
+    t.guard(s3)
     started = time.time()
     upload_all(s3, t.input_bucket, uploads, jobs, err)
     seconds = time.time() - started

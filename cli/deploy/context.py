@@ -10,6 +10,9 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+from rich.markup import escape
+
 from cli.aws.target import AwsTarget
 from cli.console import load_config
 from cli.deploy import package as pkg
@@ -36,6 +39,16 @@ class Context:
         except ImgprocError as exc:
             raise UsageError(f"deploy.presets: {exc}") from None
         return tuple(names)
+
+    def announce(self, console: Console, account: str | None = None) -> None:
+        """The one line a changing command prints first (on stderr): where its changes will go.
+
+        A shell without AWS_ENDPOINT_URL silently targets real AWS: the line names the account and
+        region then (asking STS when ``account`` is not known yet), or the emulator's endpoint.
+        """
+        if not self.target.endpoint_url and account is None:
+            account = self.target.account()
+        console.print(f"target: {escape(self.target.describe(account))}", soft_wrap=True)
 
     def region(self) -> str:
         """The validated region; pins it on the target so every client uses the same one."""

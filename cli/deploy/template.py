@@ -42,6 +42,21 @@ def get_att(name: str, attr: str) -> Doc:
     return {"Fn::GetAtt": [name, attr]}
 
 
+def checkov_skip(**reasons: str) -> Doc:
+    """A resource's ``Metadata`` telling checkov which of its checks do not apply, each with the reason."""
+    return {"checkov": {"skip": [{"id": check, "comment": why} for check, why in reasons.items()]}}
+
+
+#: Stateful resources outlive the stack: `imgproc destroy` deletes them only when empty or with --delete-data.
+RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+#: Old versions of originals (overwritten or deleted) are kept this long, then expire.
+NONCURRENT_ORIGINAL_DAYS = 30
+NONCURRENT_RULE_ID = "imgproc-old-originals"
+#: Why no bucket writes S3 access logs (CKV_AWS_18).
+NO_ACCESS_LOGS = ("server access logs need a log bucket the user owns and pays for; "
+                  "CloudTrail S3 data events are the audit trail to enable")
+
+
 def bucket_name(s: DeploySettings, which: str) -> Doc | str:
     """The input/output bucket name: the configured one, else <stack>-<which>-<account>-<region>."""
     fixed = s.input_bucket if which == "input" else s.output_bucket
@@ -81,10 +96,7 @@ def _secure_bucket(name: Doc | str, lifecycle: Doc | None = None) -> Doc:
     }
     if lifecycle:
         props["LifecycleConfiguration"] = lifecycle
-    # Buckets that hold data outlive the stack: `imgproc destroy` deletes them only when empty
-    # or with --delete-data.
-    return {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
-            "Properties": props}
+    return {"Type": "AWS::S3::Bucket", **RETAIN, "Properties": props}
 
 
 def _tls_only_policy(bucket_logical_id: str) -> Doc:
@@ -93,7 +105,7 @@ def _tls_only_policy(bucket_logical_id: str) -> Doc:
         "Bucket": ref(bucket_logical_id),
         "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
             "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [arn, {"Fn::Join": ["", [arn, "/*"]]}],
+            "Resource": [arn, sub(f"${{{bucket_logical_id}.Arn}}/*")],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         }]},
     }}
@@ -133,16 +145,26 @@ def lambda_notifications(s: DeploySettings, function_arn: Any) -> list[Doc]:
 def storage_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
     """Input and output buckets: private, encrypted, TLS-only; lifecycle on the output bucket."""
     rules = lifecycle_rules(s)
-    inp = _secure_bucket(bucket_name(s, "input"))
+    # Versioned: an overwritten or deleted original can be restored for NONCURRENT_ORIGINAL_DAYS.
+    inp = _secure_bucket(bucket_name(s, "input"), {"Rules": [{
+        "Id": NONCURRENT_RULE_ID, "Status": "Enabled",
+        "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_ORIGINAL_DAYS}}]})
+    inp["Properties"]["VersioningConfiguration"] = {"Status": "Enabled"}
+    inp["Metadata"] = checkov_skip(CKV_AWS_18=NO_ACCESS_LOGS)
     # The notification needs the invoke permission first (S3 test-invokes the target).
     inp["DependsOn"] = ["InvokePermission"]
     inp["Properties"]["NotificationConfiguration"] = {
         "LambdaConfigurations": lambda_notifications(s, get_att("Function", "Arn"))}
+    out = _secure_bucket(bucket_name(s, "output"), {"Rules": rules} if rules else None)
+    out["Metadata"] = checkov_skip(
+        CKV_AWS_18=NO_ACCESS_LOGS,
+        CKV_AWS_21="renditions are derived from the (versioned) originals and re-rendered on demand; "
+                   "versions would only add cost")
     return {
         "Resources": {
             "InputBucket": inp,
             "InputBucketPolicy": _tls_only_policy("InputBucket"),
-            "OutputBucket": _secure_bucket(bucket_name(s, "output"), {"Rules": rules} if rules else None),
+            "OutputBucket": out,
             "OutputBucketPolicy": _tls_only_policy("OutputBucket"),
         },
         "Outputs": {
@@ -155,8 +177,11 @@ def storage_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
 def failure_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
     """Where failed asynchronous invocations go after the retries: an encrypted SQS queue."""
     return {
-        "Resources": {"FailureQueue": {"Type": "AWS::SQS::Queue", "Properties": {
-            "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}}},
+        # Retained: the failed events are the list of images to retry, still wanted after `destroy`.
+        "Resources": {"FailureQueue": {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
+            "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True},
+            "Metadata": checkov_skip(CKV_AWS_27="encrypted at rest with SSE-SQS (SqsManagedSseEnabled); "
+                                                "checkov only recognises a KMS key")}},
         "Outputs": {"DeadLetterQueueUrl": {"Description": "Failed S3 events (after retries)",
                                            "Value": ref("FailureQueue")}},
     }
@@ -201,6 +226,29 @@ def environment(s: DeploySettings, presets: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+#: Why log groups use CloudWatch's default encryption, not a KMS key (CKV_AWS_158).
+LOG_GROUP_KMS = ("CloudWatch Logs encrypts at rest by default; the lines hold keys and errors, no secrets, "
+                 "and a KMS key would need its own policy for the logs service")
+
+
+NO_RESERVED = ("reserved concurrency is opt-in (deploy.reserved_concurrency): reserving fails on accounts "
+               "with the default limit of 10 concurrent executions")
+
+
+def function_skips(concurrency: str = "") -> dict[str, str]:
+    """checkov checks that do not apply to imgproc's functions, with the reason (Metadata of each function);
+    ``concurrency``: why the function has no reserved concurrency ("" when it has)."""
+    skips = {
+        "CKV_AWS_117": "it calls only public AWS endpoints (S3, SSM, Logs); a VPC would need NAT or endpoints "
+                       "and protects nothing here",
+        "CKV_AWS_173": "the environment holds bucket names and settings, no secrets (signing keys are in SSM); "
+                       "Lambda encrypts it at rest",
+    }
+    if concurrency:
+        skips["CKV_AWS_115"] = concurrency
+    return skips
+
+
 def function_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
     """The function, its role, log group, retry/failure settings and S3 invoke permission."""
     fn: Doc = {
@@ -222,9 +270,15 @@ def function_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
                     "Action": "sts:AssumeRole"}]},
                 "Policies": [{"PolicyName": "imgproc-function", "PolicyDocument": role_policy(s)}],
             }},
-            "LogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
-                "LogGroupName": s.log_group_name, "RetentionInDays": s.log_retention_days}},
-            "Function": {"Type": "AWS::Lambda::Function", "DependsOn": ["LogGroup"], "Properties": fn},
+            # Retained: the log of what happened stays readable after `destroy` (until its retention).
+            "LogGroup": {"Type": "AWS::Logs::LogGroup", **RETAIN, "Properties": {
+                "LogGroupName": s.log_group_name, "RetentionInDays": s.log_retention_days},
+                "Metadata": checkov_skip(CKV_AWS_158=LOG_GROUP_KMS)},
+            "Function": {"Type": "AWS::Lambda::Function", "DependsOn": ["LogGroup"], "Properties": fn,
+                         "Metadata": checkov_skip(**function_skips(NO_RESERVED if s.reserved_concurrency < 0 else ""),
+                                                  CKV_AWS_116="S3 invokes it asynchronously: failed events go to "
+                                                              "FailureQueue through the OnFailure destination "
+                                                              "(InvokeConfig), which supersedes a DLQ")},
             "InvokeConfig": {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
                 "FunctionName": ref("Function"), "Qualifier": "$LATEST",
                 "MaximumRetryAttempts": s.retry_attempts,
@@ -309,6 +363,8 @@ def lifecycle_api(rules: list[Doc]) -> list[Doc]:
         if "Transitions" in r:
             api["Transitions"] = [{"Days": t["TransitionInDays"], "StorageClass": t["StorageClass"]}
                                   for t in r["Transitions"]]
+        if "NoncurrentVersionExpiration" in r:
+            api["NoncurrentVersionExpiration"] = r["NoncurrentVersionExpiration"]
         if "AbortIncompleteMultipartUpload" in r:
             api["AbortIncompleteMultipartUpload"] = r["AbortIncompleteMultipartUpload"]
         out.append(api)

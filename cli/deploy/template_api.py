@@ -239,11 +239,28 @@ def api_environment(s, a: ApiSettings, presets: tuple[str, ...]) -> dict[str, An
     return env
 
 
+#: The stage's access log line: no query string, so signatures and API keys are never logged.
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId", "ip": "$context.identity.sourceIp", "time": "$context.requestTime",
+    "method": "$context.httpMethod", "path": "$context.path", "status": "$context.status",
+    "bytes": "$context.responseLength", "latencyMs": "$context.responseLatency",
+    "error": "$context.error.message",
+}
+
+
+def access_log_group(stack: str) -> str:
+    return f"/aws/apigateway/{stack}-access"
+
+
 def api_resources(s, presets: tuple[str, ...], a: ApiSettings) -> Doc:
     """The API resource group for DeploySettings ``s`` (cli/deploy_settings.py)."""
+    from cli.deploy.template import LOG_GROUP_KMS, RETAIN, checkov_skip, function_skips
+
     fn_name = f"{s.stack_name}-api"
     log_group = f"/aws/lambda/{fn_name}"
-    method: Doc = {"Type": "AWS::ApiGateway::Method", "Properties": {
+    method: Doc = {"Type": "AWS::ApiGateway::Method", "Metadata": checkov_skip(
+        CKV_AWS_59="every request is authenticated: an HMAC-signed URL checked by the function before it reads "
+                   "anything (auth = 'signed'), or the usage plan's API key (auth = 'apikey')"), "Properties": {
         "RestApiId": _ref("Api"), "ResourceId": _ref("ApiKeyResource"), "HttpMethod": "GET",
         "AuthorizationType": "NONE", "ApiKeyRequired": a.auth == "apikey",
         "RequestParameters": {"method.request.path.preset": True, "method.request.path.key": True},
@@ -262,8 +279,23 @@ def api_resources(s, presets: tuple[str, ...], a: ApiSettings) -> Doc:
                 "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
             "Policies": [{"PolicyName": "imgproc-api", "PolicyDocument": api_role_policy(s, a, log_group)}],
         }},
-        "ApiLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {
-            "LogGroupName": log_group, "RetentionInDays": s.log_retention_days}},
+        "ApiLogGroup": {"Type": "AWS::Logs::LogGroup", **RETAIN, "Properties": {
+            "LogGroupName": log_group, "RetentionInDays": s.log_retention_days},
+            "Metadata": checkov_skip(CKV_AWS_158=LOG_GROUP_KMS)},
+        # One line per request (who, what, status, latency): the stage's access log.
+        "ApiAccessLogGroup": {"Type": "AWS::Logs::LogGroup", **RETAIN, "Properties": {
+            "LogGroupName": access_log_group(s.stack_name), "RetentionInDays": s.log_retention_days},
+            "Metadata": checkov_skip(CKV_AWS_158=LOG_GROUP_KMS)},
+        # API Gateway writes any CloudWatch log through the one role set in the region's account settings.
+        # Retained with that setting (it outlives the stack, and other APIs in the account may use it).
+        "ApiGatewayLogsRole": {"Type": "AWS::IAM::Role", **RETAIN, "Properties": {
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
+                "Action": "sts:AssumeRole"}]},
+            "ManagedPolicyArns": [_sub("arn:${AWS::Partition}:iam::aws:policy/service-role/"
+                                       "AmazonAPIGatewayPushToCloudWatchLogs")]}},
+        "ApiGatewayAccount": {"Type": "AWS::ApiGateway::Account", **RETAIN, "Properties": {
+            "CloudWatchRoleArn": _att("ApiGatewayLogsRole", "Arn")}},
         "ApiFunction": {"Type": "AWS::Lambda::Function", "DependsOn": ["ApiLogGroup"], "Properties": {
             "FunctionName": fn_name,
             "Description": "imgproc: GET /images/{preset}/{key} -> redirect to, or render, a rendition",
@@ -272,7 +304,11 @@ def api_resources(s, presets: tuple[str, ...], a: ApiSettings) -> Doc:
             "Role": _att("ApiFunctionRole", "Arn"),
             "MemorySize": a.memory, "Timeout": a.timeout, "Architectures": [s.architecture],
             "Environment": {"Variables": api_environment(s, a, presets)},
-        }},
+        }, "Metadata": checkov_skip(
+            **function_skips("throttled where requests enter: the stage's api.throttle_rate/throttle_burst "
+                             "(and the usage plan's) cap how often it runs"),
+            CKV_AWS_116="invoked synchronously by API Gateway (the caller sees the error); a DLQ only "
+                        "receives asynchronous invocations")},
         "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {
             "Name": fn_name, "Description": "imgproc retrieval API",
             "BinaryMediaTypes": ["*/*"], "EndpointConfiguration": {"Types": ["REGIONAL"]},
@@ -286,11 +322,17 @@ def api_resources(s, presets: tuple[str, ...], a: ApiSettings) -> Doc:
         "ApiGetMethod": method,
         deployment: {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["ApiGetMethod"], "Properties": {
             "RestApiId": _ref("Api"), "Description": "imgproc retrieval API"}},
-        "ApiStage": {"Type": "AWS::ApiGateway::Stage", "Properties": {
+        "ApiStage": {"Type": "AWS::ApiGateway::Stage", "DependsOn": ["ApiGatewayAccount"], "Properties": {
             "RestApiId": _ref("Api"), "DeploymentId": _ref(deployment), "StageName": a.stage,
             "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*",
                                 "ThrottlingRateLimit": a.throttle_rate, "ThrottlingBurstLimit": a.throttle_burst}],
-        }},
+            "AccessLogSetting": {"DestinationArn": _att("ApiAccessLogGroup", "Arn"),
+                                 "Format": json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":"))},
+        }, "Metadata": checkov_skip(
+            CKV_AWS_120="answers are cached where they are used (Cache-Control up to api.cache_seconds, redirects "
+                        "to S3); a stage cache is billed per hour and would serve one signed URL's answer to another",
+            CKV_AWS_73="X-Ray tracing is billed per trace; the function logs one JSON line per request and the "
+                       "stage an access log line")},
         "ApiInvokePermission": {"Type": "AWS::Lambda::Permission", "Properties": {
             "Action": "lambda:InvokeFunction", "FunctionName": _ref("ApiFunction"),
             "Principal": "apigateway.amazonaws.com",

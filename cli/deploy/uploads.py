@@ -21,8 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.aws.errors import AWS_ERRORS, aws_error
+from cli.aws.owner import expect_owner, stack_account, verify_owned
 from cli.console import ExitCode
-from cli.errors import fail
+from cli.errors import DeployError, fail
 from core.errors import ImgprocError
 from core.jobs import META_SOURCE_ETAG
 from core.naming import s3_output_key
@@ -60,6 +61,14 @@ class Target:
     presets: tuple[str, ...]
     suffixes: tuple[str, ...] = ()  # the notification's suffix filters ([] = every key triggers)
     log_group: str = ""  # the function's log group: where --wait learns of failed images
+    account: str = ""  # the stack's account: the one that must own both buckets
+
+    def guard(self, s3) -> None:
+        """Every call on ``s3`` to the stack's buckets names the stack's account as their owner, and
+        the input bucket must exist and be that account's (DeployError otherwise)."""
+        expect_owner(s3, [self.input_bucket, self.output_bucket], self.account)
+        if not verify_owned(s3, self.input_bucket, self.account, "input bucket"):
+            raise DeployError(f"input bucket {self.input_bucket} does not exist (run `imgproc status`)")
 
     def triggers(self, key: str) -> bool:
         return key.startswith(self.input_prefix) and (not self.suffixes or key.endswith(self.suffixes))
@@ -222,7 +231,7 @@ def read_target(ctx) -> Target:
     presets = tuple(p for p in env.get("IMGPROC_PRESETS", "").split(",") if p) or s.presets or tuple(ctx.config.presets)
     return Target(outputs["InputBucketName"], outputs.get("OutputBucketName", ""),
                   env.get("IMGPROC_INPUT_PREFIX", s.input_prefix), env.get("IMGPROC_OUTPUT_PREFIX", s.output_prefix),
-                  presets, _deployed_suffixes(ctx, name), outputs.get("LogGroupName", ""))
+                  presets, _deployed_suffixes(ctx, name), outputs.get("LogGroupName", ""), stack_account(stack))
 
 
 def _deployed_suffixes(ctx, stack_name: str) -> tuple[str, ...]:

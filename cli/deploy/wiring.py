@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cli.aws.errors import AWS_ERRORS, aws_error, error_code
+from cli.aws.owner import expect_owner, stack_account
 from cli.deploy.changeset import OUTPUT_KEYS, TERMINAL_OK, describe_stack, stack_outputs, template_body
 from cli.deploy.template import LIFECYCLE_RULE_ID, lifecycle_api, notification_api
 from cli.errors import DeployError
@@ -144,9 +145,11 @@ def wiring_checks(target, d: Deployed) -> list[Check]:
     lam, s3 = target.client("lambda"), target.client("s3")
     fn_arn = fn["FunctionArn"]
     in_bucket, out_bucket = d.outputs.get("InputBucketName", ""), d.outputs.get("OutputBucketName", "")
+    expect_owner(s3, [in_bucket, out_bucket], stack_account(d.stack))
     checks.append(_check_permission(lam, fn["FunctionName"], in_bucket))
     checks.append(_check_notification(s3, d, in_bucket, fn_arn))
     checks.append(_check_lifecycle(s3, d, out_bucket))
+    checks.append(_check_versioning(s3, d, in_bucket))
     checks.append(_check_destination(lam, d, fn["FunctionName"]))
     endpoint = (getattr(target, "endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL_S3")
                 or os.environ.get("AWS_ENDPOINT_URL") or "")
@@ -232,6 +235,36 @@ def _check_lifecycle(s3, d: Deployed, bucket: str) -> Check:
     return Check("lifecycle rule", False, f"{bucket} has no {LIFECYCLE_RULE_ID} rule "
                  f"(wanted: {_lifecycle_text(expected[0])})",
                  "run `imgproc status --repair` (emulators ignore the template's LifecycleConfiguration)", repair)
+
+
+def _check_versioning(s3, d: Deployed, bucket: str) -> Check:
+    """The input bucket keeps old versions of originals (and expires them after a while)."""
+    props = _props(d, "InputBucket")
+    if props.get("VersioningConfiguration", {}).get("Status") != "Enabled":
+        return Check("input versioning", True, f"{bucket}: not configured")
+    try:
+        status = s3.get_bucket_versioning(Bucket=bucket).get("Status", "never enabled")
+    except AWS_ERRORS as exc:
+        return Check("input versioning", False, f"{bucket}: {aws_error(exc)}", "run `imgproc deploy`")
+    if status == "Enabled":
+        return Check("input versioning", True, f"{bucket}: overwritten or deleted originals are kept as versions")
+    rules = lifecycle_api(props.get("LifecycleConfiguration", {}).get("Rules", []))
+
+    def repair() -> None:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        try:
+            current = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+        except AWS_ERRORS as exc:
+            if error_code(exc) != "NoSuchLifecycleConfiguration":
+                raise DeployError(f"{bucket}: {aws_error(exc)}") from None
+            current = []
+        ids = {r["ID"] for r in rules}
+        kept = [r for r in current if r.get("ID") not in ids]
+        if rules:
+            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": kept + rules})
+
+    return Check("input versioning", False, f"{bucket}: versioning {status}",
+                 "run `imgproc status --repair` (emulators ignore the template's VersioningConfiguration)", repair)
 
 
 def _lifecycle_text(rule: dict) -> str:

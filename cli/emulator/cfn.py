@@ -61,6 +61,8 @@ def cfn_lifecycle(properties: dict[str, Any]) -> list[dict[str, Any]] | None:
             out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": str(days)}
         if "NoncurrentVersionExpirationInDays" in rule:
             out["NoncurrentVersionExpiration"] = {"NoncurrentDays": str(rule["NoncurrentVersionExpirationInDays"])}
+        if "NoncurrentVersionExpiration" in rule:
+            out["NoncurrentVersionExpiration"] = {"NoncurrentDays": str(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])}
         converted.append(out)
     return converted
 
@@ -74,6 +76,9 @@ def apply_bucket_properties(bucket: Any, cloudformation_json: dict[str, Any], ac
     public_access = properties.get("PublicAccessBlockConfiguration")
     if public_access:
         backend.put_public_access_block(bucket.name, {k: str(v).lower() for k, v in public_access.items()})
+    versioning = properties.get("VersioningConfiguration", {}).get("Status")
+    if versioning:
+        backend.put_bucket_versioning(bucket.name, versioning)
     lifecycle = cfn_lifecycle(properties)
     if lifecycle:
         backend.put_bucket_lifecycle(bucket.name, lifecycle)

@@ -109,7 +109,11 @@ def test_destroy_keeps_buckets_with_data_and_deletes_only_what_the_stack_created
 
     proc = ok(imgproc("destroy", "--yes", cwd=tmp_path))
     assert "deleted stack imgproc" in proc.stdout
-    assert f"kept bucket {IN_BUCKET} (1 object)" in proc.stdout
+    assert f"kept bucket {IN_BUCKET} (1 object version)" in proc.stdout
+    assert "aws s3 rb --force" not in proc.stdout  # it leaves the old versions behind
+    # Log groups and the failure queue outlive the stack (DeletionPolicy Retain), and destroy says so.
+    assert "kept log group /aws/lambda/imgproc-process" in proc.stdout and "kept failure queue" in proc.stdout
+    assert client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/imgproc-process")["logGroups"]
     assert f"deleted bucket {OUT_BUCKET}" in proc.stdout  # empty: created by the stack, gone with it
     buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert IN_BUCKET in buckets and OUT_BUCKET not in buckets
@@ -136,3 +140,37 @@ def test_destroy_delete_data_empties_the_stacks_buckets(moto_server, tmp_path):
     assert f"deleted bucket {IN_BUCKET} (1 objects)" in proc.stdout
     buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert buckets == {f"imgproc-artifacts-{ACCOUNT}-{REGION}"}
+    assert "deleted log group /aws/lambda/imgproc-process" in proc.stdout
+    assert client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/imgproc-process")["logGroups"] == []
+    assert client("sqs").list_queues().get("QueueUrls", []) == []
+
+
+def test_a_bucket_holding_only_old_versions_is_not_called_empty(moto_server, tmp_path):
+    """The input bucket is versioned: a deleted original leaves its version and a delete marker,
+    which S3 keeps (and bills); destroy keeps the bucket instead of calling it empty."""
+    deploy(tmp_path)
+    s3 = client("s3")
+    # moto ignores the template's VersioningConfiguration: status says so and --repair applies it.
+    assert "problem input versioning" in imgproc("status", cwd=tmp_path).stdout
+    imgproc("status", "--repair", cwd=tmp_path)
+    assert s3.get_bucket_versioning(Bucket=IN_BUCKET)["Status"] == "Enabled"
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=IN_BUCKET)["Rules"]
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
+    s3.put_object(Bucket=IN_BUCKET, Key="cat.jpg", Body=b"v1")
+    s3.delete_object(Bucket=IN_BUCKET, Key="cat.jpg")
+    assert s3.list_objects_v2(Bucket=IN_BUCKET)["KeyCount"] == 0  # looks empty to a plain listing
+    proc = ok(imgproc("destroy", "--yes", cwd=tmp_path))
+    assert f"bucket {IN_BUCKET}: 2 object versions" in proc.stdout
+    assert f"kept bucket {IN_BUCKET} (2 object versions)" in proc.stdout
+    assert s3.get_object(Bucket=IN_BUCKET, Key="cat.jpg", VersionId=s3.list_object_versions(
+        Bucket=IN_BUCKET)["Versions"][0]["VersionId"])["Body"].read() == b"v1"
+
+    # A new deploy cannot create the kept log group: said before anything is created.
+    s3.delete_objects(Bucket=IN_BUCKET, Delete={"Objects": [
+        {"Key": v["Key"], "VersionId": v["VersionId"]} for kind in ("Versions", "DeleteMarkers")
+        for v in s3.list_object_versions(Bucket=IN_BUCKET).get(kind, [])]})
+    s3.delete_bucket(Bucket=IN_BUCKET)
+    redeploy = imgproc("deploy", "--yes", cwd=tmp_path)
+    assert redeploy.returncode == 1, redeploy.stderr
+    assert "log group /aws/lambda/imgproc-process already exists" in redeploy.stderr
+    assert client("cloudformation").describe_stacks()["Stacks"] == []
