@@ -191,6 +191,21 @@ def assert_cross_origin_refused(endpoint: str, bucket: str) -> None:
     assert status("GET", f"/{bucket}") == 200
 
 
+def assert_signed_url_serves(offline: Offline, s3, output_bucket: str, rendition) -> None:
+    """`imgproc sign` gives a URL LocalStack serves (its /_aws/execute-api/ form), redirecting to the rendition."""
+    url = offline.run("sign", f"{rendition.name}/cat 1.jpg", "--expires", "10m", timeout=60).stdout.strip()
+    assert url.startswith(f"{offline.endpoint}/_aws/execute-api/"), url
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=60) as response:  # 302 to a presigned S3 URL, then the image
+        served = response.read()
+    stored = s3.get_object(Bucket=output_bucket, Key=s3_output_key("", "cat 1.jpg", rendition))["Body"].read()
+    assert served == stored
+    tampered = url.replace("cat%201.jpg", "cat%202.jpg") if "cat%201.jpg" in url else url + "x"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(tampered, timeout=60)
+    assert refused.value.code in {401, 403}
+
+
 def test_offline_pipeline_end_to_end(offline, tmp_path):
     _python, warning = find_runtime_python("python3.12")
     assert warning is None, f"the e2e test needs Lambda's Python: {warning}"
@@ -198,7 +213,8 @@ def test_offline_pipeline_end_to_end(offline, tmp_path):
     upright = write_photos(photos)
 
     # Deploy: the stack, the package built for python3.12, the wiring (checked by deploy and status).
-    offline.run("deploy", "--yes", timeout=300)
+    # LocalStack serves API Gateway: deploy the retrieval API there too (moto's cannot invoke it).
+    offline.run("deploy", "--yes", *(["--api"] if offline.engine == "localstack" else []), timeout=300)
     if offline.engine == "localstack":  # LocalStack ignores the template's lifecycle rule: status reports, --repair applies
         assert "problem lifecycle rule" in offline.run("status", timeout=60, ok=False).stdout
         offline.run("status", "--repair", timeout=60)
@@ -230,6 +246,9 @@ def test_offline_pipeline_end_to_end(offline, tmp_path):
                 assert abs(image.width - expected[0]) <= 1 and abs(image.height - expected[1]) <= 1, (key, rendition.label)
                 assert not image.getexif(), f"{key} {rendition.label} still has EXIF"
                 assert psnr(image, reference_resize(source, image.size)) > 25, (key, rendition.label)  # JPEG q95 source, q80 thumb
+
+        if offline.engine == "localstack":
+            assert_signed_url_serves(offline, s3, outputs["OutputBucketName"], renditions[0])
 
         # The logs, followed: exactly one line per image, all ok.
         expected_keys = set(upright)
