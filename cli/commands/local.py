@@ -90,7 +90,7 @@ def up(
     if engine is Engine.localstack:
         if not detach:
             raise typer.BadParameter("--engine localstack runs in the background only", param_hint="--foreground")
-        info = localstack_engine.start_detached(port, state_dir, say=console.print)
+        info = localstack_engine.start_detached(port, state_dir, say=lambda line: console.print(line, markup=False))
         persist = False  # LocalStack's community edition keeps no state (PERSISTENCE=0)
     else:
         info = _start_moto(console, port, state_dir, detach, concurrency, reset, persist)
