@@ -25,15 +25,15 @@ from pathlib import Path
 
 import boto3
 import pytest
+from imaging import encode, jpeg_with_orientation, photo, psnr, reference_resize, stored_for_orientation
 from PIL import Image
+from processes import alive, descendants
+from testdata import subprocess_env
 
 from cli.emulator.localstack_engine import LocalStackUnavailable, find_python313
 from cli.emulator.runner import find_runtime_python
-from testdata import subprocess_env
-from processes import alive, descendants
 from core.naming import s3_output_key
 from core.recipe import builtin_config
-from imaging import encode, jpeg_with_orientation, photo, psnr, reference_resize, stored_for_orientation
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +106,7 @@ class Follower:
             [str(IMGPROC), "logs", "--stack", STACK, "--follow", "--format", "json", "--since", "30m"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=offline.home, env=offline.env,
         )
-        self.lines: "queue.Queue[str]" = queue.Queue()
+        self.lines: queue.Queue[str] = queue.Queue()
         self.records: list[dict] = []
         threading.Thread(target=self._read, daemon=True).start()
 

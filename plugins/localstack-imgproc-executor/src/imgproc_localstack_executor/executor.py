@@ -16,11 +16,11 @@ import logging
 import tempfile
 from pathlib import Path
 
-from localstack import config
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import RuntimeExecutor
 
 from imgproc_localstack_executor import runner
+from localstack import config
 
 LOG = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def spec_for(version: FunctionVersion) -> runner.FunctionSpec:
 class LocalProcessExecutor(RuntimeExecutor):
     """One LocalStack execution environment = one warm local worker process."""
 
-    def __init__(self, id: str, function_version: FunctionVersion) -> None:  # noqa: A002 (LocalStack's signature)
+    def __init__(self, id: str, function_version: FunctionVersion) -> None:
         super().__init__(id, function_version)
         self.spec = spec_for(function_version)
         self._env: dict[str, str] = {}
