@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import boto3
 import pytest
@@ -82,7 +83,7 @@ def offline(tmp_path, request):
         _localstack_runnable()
     # The first LocalStack run installs it (about 30 s, once per machine; the venv is cached).
     started = env.run("local", "up", "--engine", env.engine, "--port", "0", "--state-dir", str(env.state_dir),
-                      "--no-persist", timeout=300)
+                      "--no-persist", timeout=600)
     info = json.loads((env.state_dir / "emulator.json").read_text())
     env.endpoint, env.pid = info["endpoint"], info["pid"]
     assert f"export AWS_ENDPOINT_URL={env.endpoint}" in started.stdout
@@ -206,6 +207,30 @@ def assert_signed_url_serves(offline: Offline, s3, output_bucket: str, rendition
     assert refused.value.code in {401, 403}
 
 
+def assert_failed_event_reaches_failure_queue(offline: Offline, outputs: dict[str, str]) -> None:
+    """A misconfigured function fails every attempt; after its retries the S3 event lands in the failure queue."""
+    lam, sqs = offline.client("lambda"), offline.client("sqs")
+    function = outputs["FunctionName"]
+    variables = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    lam.update_function_configuration(FunctionName=function,
+                                      Environment={"Variables": {**variables, "IMGPROC_PRESETS": "no-such-preset"}})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=function)
+    time.sleep(1)  # LocalStack can drop an event sent within ~20 ms of the update turning Active
+    offline.client("s3").put_object(Bucket=outputs["InputBucketName"], Key="retried.jpg", Body=b"any")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=outputs["DeadLetterQueueUrl"], WaitTimeSeconds=2).get("Messages", [])
+        if messages:
+            failure = json.loads(messages[0]["Body"])
+            assert failure["requestContext"]["condition"] == "RetriesExhausted", failure
+            assert failure["requestContext"]["approximateInvokeCount"] == 3  # the first attempt and two retries
+            assert "IMGPROC_PRESETS" in failure["responsePayload"]["errorMessage"]
+            record = failure["requestPayload"]["Records"][0]["s3"]
+            assert unquote_plus(record["object"]["key"]) == "retried.jpg"
+            return
+    raise AssertionError("the failed event did not reach the failure queue within 60 s")
+
+
 def test_offline_pipeline_end_to_end(offline, tmp_path):
     _python, warning = find_runtime_python("python3.12")
     assert warning is None, f"the e2e test needs Lambda's Python: {warning}"
@@ -283,6 +308,8 @@ def test_offline_pipeline_end_to_end(offline, tmp_path):
     # One per warm worker: our emulator runs two; LocalStack starts an environment per concurrent event.
     cold_starts = int(rows["cold starts"].split()[0])
     assert 1 <= cold_starts <= (2 if offline.engine == "moto" else 4), rows
+
+    assert_failed_event_reaches_failure_queue(offline, outputs)
 
     # Tear down: the stack goes, then the emulator, with every process it started.
     processes = descendants(offline.pid)
