@@ -7,6 +7,7 @@ deployed Lambda package on S3 uploads. Point every other command at it with AWS_
 from __future__ import annotations
 
 import shutil
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,9 +15,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cli.emulator import control, server
+from cli.emulator import control, localstack_engine, server
 from cli.emulator import settings as emulator
 from cli.emulator.runner import find_runtime_python
+
+
+class Engine(str, Enum):
+    moto = "moto"
+    localstack = "localstack"
+
 
 local_app = typer.Typer(
     name="local",
@@ -67,6 +74,11 @@ def up(
     persist: Annotated[
         bool, typer.Option("--persist/--no-persist", help="Save state on `local down` and restore it on `local up`.")
     ] = True,
+    engine: Annotated[
+        Engine,
+        typer.Option("--engine", help="moto: our emulator on moto's server. localstack: real LocalStack on the host "
+                     "(installed on first use under Python 3.13), functions run by our executor plugin."),
+    ] = Engine.moto,
 ) -> None:
     """Start the AWS emulator on 127.0.0.1 and print the variable to export.
 
@@ -76,14 +88,14 @@ def up(
         imgproc local up && export AWS_ENDPOINT_URL=http://127.0.0.1:4567
     """
     console = _console()
-    if reset:
-        (state_dir / emulator.STATE_FILE).unlink(missing_ok=True)
-        shutil.rmtree(state_dir / "cache", ignore_errors=True)
-    if not detach:
-        emulator.require_moto()
-        raise typer.Exit(server.serve(port, state_dir, concurrency, persist, say=console.print))
-    info = control.start_detached(port, state_dir, concurrency, persist)
-    console.print(f"AWS emulator running at [bold]{info['endpoint']}[/bold] (pid {info['pid']})")
+    if engine is Engine.localstack:
+        if not detach:
+            raise typer.BadParameter("--engine localstack runs in the background only", param_hint="--foreground")
+        info = localstack_engine.start_detached(port, state_dir, say=lambda line: console.print(line, markup=False))
+        persist = False  # LocalStack's community edition keeps no state (PERSISTENCE=0)
+    else:
+        info = _start_moto(console, port, state_dir, detach, concurrency, reset, persist)
+    console.print(f"AWS emulator ({info.get('engine', 'moto')}) running at [bold]{info['endpoint']}[/bold] (pid {info['pid']})")
     _python, warning = find_runtime_python("python3.12")
     if warning:
         console.print(f"[yellow]Warning:[/yellow] {escape(str(warning))}")
@@ -94,6 +106,17 @@ def up(
     for hint in _credentials_hints():
         console.print(f"  {hint}", soft_wrap=True)
     console.print("Stop it with: imgproc local down")
+
+
+def _start_moto(console: Console, port: int, state_dir: Path, detach: bool, concurrency: int, reset: bool,
+                persist: bool) -> dict:
+    if reset:
+        (state_dir / emulator.STATE_FILE).unlink(missing_ok=True)
+        shutil.rmtree(state_dir / "cache", ignore_errors=True)
+    if not detach:
+        emulator.require_moto()
+        raise typer.Exit(server.serve(port, state_dir, concurrency, persist, say=console.print))
+    return control.start_detached(port, state_dir, concurrency, persist)
 
 
 @local_app.command("down")
@@ -130,7 +153,7 @@ def status(state_dir: StateDirOpt = emulator.DEFAULT_STATE_DIR) -> None:
     if info is None:
         console.print(f"No emulator is running for {escape(str(state_dir))}. Start one with: imgproc local up")
         raise typer.Exit(1)
-    console.print(f"AWS emulator running at [bold]{info['endpoint']}[/bold] (pid {info['pid']})")
+    console.print(f"AWS emulator ({info.get('engine', 'moto')}) running at [bold]{info['endpoint']}[/bold] (pid {info['pid']})")
     console.print(f"  export AWS_ENDPOINT_URL={info['endpoint']}", soft_wrap=True)
 
 

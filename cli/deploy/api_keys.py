@@ -17,6 +17,7 @@ from rich.console import Console
 
 from cli.aws.errors import AWS_ERRORS
 from cli.aws.target import AwsTarget
+from cli.deploy import changeset
 from cli.deploy.template_api import ApiSettings
 from core import signing
 from core.errors import ConfigError, ImgprocError
@@ -121,7 +122,7 @@ def stack_outputs(target: AwsTarget, stack: str) -> dict[str, str]:
     except AWS_ERRORS as exc:
         code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message", "") or type(exc).__name__
         raise ImgprocError(f"stack {stack}: {code}") from None
-    return {o["OutputKey"]: o["OutputValue"] for o in resp["Stacks"][0].get("Outputs", [])}
+    return changeset.stack_outputs(resp["Stacks"][0], target.endpoint_url)
 
 
 def build_url(req: SignRequest, ring: signing.KeyRing, outputs: Mapping[str, str]) -> str:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from cli.aws.errors import AWS_ERRORS, aws_error
 from cli.errors import DeployError, WaitTimedOut
@@ -36,8 +37,26 @@ def describe_stack(cfn, name: str) -> dict | None:
     return stacks[0] if stacks else None
 
 
-def stack_outputs(stack: dict) -> dict[str, str]:
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
+def stack_outputs(stack: dict, endpoint_url: str | None = None) -> dict[str, str]:
+    """The stack's outputs; behind an emulator endpoint, the API URL in the form that emulator serves."""
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
+    if endpoint_url and outputs.get("ApiUrl"):
+        outputs["ApiUrl"] = reachable_api_url(outputs["ApiUrl"], endpoint_url)
+    return outputs
+
+
+def reachable_api_url(api_url: str, endpoint_url: str) -> str:
+    """``https://ID.execute-api.HOST/STAGE`` as ``ENDPOINT/_aws/execute-api/ID/STAGE`` when HOST is not AWS's.
+
+    LocalStack fills AWS::URLSuffix with its own host and port, so its ApiUrl output names a host that
+    does not resolve; it serves every API under ``/_aws/execute-api/`` on its endpoint instead.
+    """
+    parts = urlsplit(api_url)
+    api_id, marker, suffix = parts.netloc.partition(".execute-api.")
+    if not marker or suffix.split(":")[0].endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        return api_url
+    stage = parts.path.strip("/")
+    return f"{endpoint_url.rstrip('/')}/_aws/execute-api/{api_id}/{stage}".rstrip("/")
 
 
 @dataclass

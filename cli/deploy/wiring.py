@@ -85,7 +85,7 @@ def load_deployed(target, stack_name: str) -> Deployed | None:
     stack = describe_stack(cfn, stack_name)
     if stack is None:
         return None
-    outputs = stack_outputs(stack)
+    outputs = stack_outputs(stack, target.endpoint_url)
     d = Deployed(stack, outputs)
     if stack["StackStatus"].startswith("DELETE"):
         return d

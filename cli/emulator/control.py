@@ -50,7 +50,7 @@ def _is_emulator(pid: int) -> bool:
         except OSError:
             return False
         return True  # no /proc (macOS): trust the info file
-    return b"cli.emulator" in cmdline or b"imgproc" in cmdline
+    return b"cli.emulator" in cmdline or b"imgproc" in cmdline or b"localstack.runtime.main" in cmdline
 
 
 def start_detached(port: int, state_dir: Path, concurrency: int = 2, persist: bool = True,
