@@ -272,13 +272,16 @@ def _eventbridge_record(event: Mapping[str, Any]) -> S3Record:
     if not isinstance(raw_key, str) or not raw_key or not bucket.get("name"):
         return S3Record(name, str(bucket.get("name", "")), "", "", problem="EventBridge S3 event without bucket or key")
     size = obj.get("size")
+    etag = obj.get("etag") or obj.get("eTag")  # AWS: "etag"; moto: "eTag"
     return S3Record(
         event_name=name,
         bucket=str(bucket["name"]),
-        key=decode_key(raw_key),  # EventBridge form-encodes keys like the notification does
+        # EventBridge's S3 events carry the key as stored (AWS documents form-encoding for the
+        # notification format only; moto sends it raw too): decoding would turn '+' into ' '.
+        key=raw_key,
         raw_key=raw_key,
         size=int(size) if isinstance(size, int) else None,
-        etag=str(obj["etag"]).strip('"') if obj.get("etag") else None,
+        etag=str(etag).strip('"') if etag else None,
         version_id=obj.get("version-id") or None,
         sequencer=obj.get("sequencer") or None,
         event_time=event.get("time"),
