@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.emulator.dispatcher import Dispatcher
+from cli.emulator.queues import EventRoutes
 from cli.emulator.settings import (
     DEFAULT_PORT,
     DEFAULT_STATE_DIR,
@@ -56,6 +57,7 @@ class Emulator:
         self.concurrency, self.persist, self.say = concurrency, persist, say
         self.server: Any = None
         self.dispatcher: Dispatcher | None = None
+        self.routes: EventRoutes | None = None
 
     @property
     def endpoint(self) -> str:
@@ -77,11 +79,16 @@ class Emulator:
         self.server.start()
         self.port = self.server.get_host_and_port()[1]
         self.dispatcher = Dispatcher(self.endpoint, self.state_dir / "cache", self.concurrency, say=self.say).install()
+        # SQS event source mappings and EventBridge rules -> the function (queue, eventbridge triggers)
+        self.routes = EventRoutes(self.dispatcher, self.concurrency, say=self.say).install()
         return self.endpoint
 
     def stop(self) -> None:
         # Queued invocations finish first (they need the server), then nothing new comes in.
         started = self.server is not None
+        if self.routes is not None:  # pollers first: they need the server and the dispatcher
+            self.routes.uninstall()
+            self.routes = None
         if self.dispatcher is not None:
             self.dispatcher.drain(10.0)
         if self.server is not None:
