@@ -144,8 +144,9 @@ def test_every_trigger_end_to_end(offline, tmp_path, trigger):
     offline.run("status", timeout=60)  # every check ok, dead-letter queues empty
 
 
-def test_a_burst_of_200_uploads_in_queue_mode_gives_every_rendition_once(offline, tmp_path):
-    (tmp_path / "imgproc.toml").write_text('[deploy]\ntrigger = "queue"\nbatch_size = 10\nbatch_window = 1\n'
+@pytest.mark.parametrize("trigger", ["queue", "notification", "eventbridge"])
+def test_a_burst_of_200_uploads_gives_every_rendition_once(offline, tmp_path, trigger):
+    (tmp_path / "imgproc.toml").write_text(f'[deploy]\ntrigger = "{trigger}"\nbatch_size = 10\nbatch_window = 1\n'
                                            'presets = ["thumb"]\n', encoding="utf-8")
     photos = tmp_path / "photos"
     names = write_photos(photos, 200, size=(160, 120))
@@ -163,7 +164,8 @@ def test_a_burst_of_200_uploads_in_queue_mode_gives_every_rendition_once(offline
     keys = [line["key"] for line in lines]
     assert sorted(keys) == sorted(names)  # each image processed exactly once
     assert all(line["outcome"] == "ok" for line in lines)
-    assert offline.depth(outputs["UploadQueueUrl"]) == 0 and offline.depth(outputs["UploadDeadLetterQueueUrl"]) == 0
+    if trigger == "queue":
+        assert offline.depth(outputs["UploadQueueUrl"]) == 0 and offline.depth(outputs["UploadDeadLetterQueueUrl"]) == 0
     batches = len({line["request_id"] for line in lines})
-    print(f"\nburst: {len(names)} uploads -> {len(lines)} image lines in {batches} invocations, "
+    print(f"\nburst ({trigger}): {len(names)} uploads -> {len(lines)} image lines in {batches} invocations, "
           f"{elapsed:.1f} s from push to the last rendition")
