@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cli.deploy import triggers
+from cli.deploy import alarms, triggers
 from cli.deploy.settings import DeploySettings
 
 RUNTIME = "python3.12"
@@ -229,7 +229,8 @@ def function_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
 
 Group = Callable[[DeploySettings, tuple[str, ...]], Doc]
 # One entry per resource group; the API adds `api_resources` here.
-GROUPS: list[Group] = [storage_resources, failure_resources, function_resources, triggers.trigger_resources]
+GROUPS: list[Group] = [storage_resources, failure_resources, function_resources, triggers.trigger_resources,
+                       alarms.alarm_resources]
 
 
 def _merge(doc: Doc, part: Doc) -> None:

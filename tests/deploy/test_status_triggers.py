@@ -121,3 +121,26 @@ def test_eventbridge_bucket_check_finds_and_repairs_a_bucket_that_does_not_send_
         broken.repair()  # keeps the owner's queue configuration
         fixed = check_eventbridge_enabled(s3, "in")
         assert fixed.ok and fixed.detail == "in: events -> EventBridge"
+
+
+def test_status_lists_the_stacks_alarms_in_alarm_state(moto_server, tmp_path):
+    write_config(tmp_path, 'trigger = "queue"\n')
+    deploy(tmp_path)
+    ok(imgproc("status", "--repair", cwd=tmp_path))
+    cloudwatch = client("cloudwatch")
+    assert checks(ok(imgproc("status", "--json", cwd=tmp_path)))["alarms"]["detail"] == "none in ALARM"
+    # moto's CloudFormation does not create AWS::CloudWatch::Alarm: make one named as CloudFormation would
+    errors = "imgproc-FunctionErrorsAlarm-1A2B3C4D5E6F"
+    cloudwatch.put_metric_alarm(AlarmName=errors, Namespace="AWS/Lambda", MetricName="Errors", Statistic="Sum",
+                                Period=300, EvaluationPeriods=1, Threshold=1,
+                                ComparisonOperator="GreaterThanOrEqualToThreshold")
+    cloudwatch.put_metric_alarm(AlarmName="other-stack-Alarm", Namespace="AWS/Lambda", MetricName="Errors",
+                                Statistic="Sum", Period=300, EvaluationPeriods=1, Threshold=1,
+                                ComparisonOperator="GreaterThanOrEqualToThreshold")
+    cloudwatch.set_alarm_state(AlarmName="other-stack-Alarm", StateValue="ALARM", StateReason="not ours")
+    cloudwatch.set_alarm_state(AlarmName=errors, StateValue="ALARM", StateReason="test")
+
+    proc = imgproc("status", "--json", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert checks(proc)["alarms"] == {"name": "alarms", "ok": False, "detail": f"in ALARM: {errors}",
+                                      "fix": checks(proc)["alarms"]["fix"]}
