@@ -198,8 +198,8 @@ def check_queue_depth(target: Any, d: Deployed, logical: str, label: str) -> Che
     if depth == 0:
         return Check(label, True, f"{name}: empty")
     return Check(label, False, f"{name}: {depth} S3 event{'s' if depth != 1 else ''} that failed every retry",
-                 f"see why with `imgproc logs --errors`, then fix and send them again (`aws sqs "
-                 f"start-message-move-task`, or re-upload the images)")
+                 "see why with `imgproc logs --errors`, then fix and send them again (`aws sqs "
+                 "start-message-move-task`, or re-upload the images)")
 
 
 # --- eventbridge mode -----------------------------------------------------------------------------

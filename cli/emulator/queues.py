@@ -165,7 +165,7 @@ class EventRoutes:
                 if sqs is None or sqs_region != esm.region:  # one client per poller: creating one is slow
                     sqs, sqs_region = self.dispatcher._client_for("sqs")(esm.region), esm.region
                 if queue_url is None:
-                    _, _, _, region, account, name = esm.event_source_arn.split(":")
+                    _, _, _, _, account, name = esm.event_source_arn.split(":")
                     queue_url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
                 batch = self._gather(sqs, queue_url, esm)
                 if not batch:
@@ -248,7 +248,7 @@ def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
         "messageAttributes": {k: {"stringValue": v.get("StringValue"), "binaryValue": v.get("BinaryValue"),
                                   "stringListValues": [], "binaryListValues": [], "dataType": v.get("DataType")}
                               for k, v in message.get("MessageAttributes", {}).items()},
-        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": region,

@@ -7,16 +7,16 @@ import json
 import pytest
 
 from cli.deploy.settings import DeploySettings
-from cli.deploy.template import template
+from cli.deploy.template import render, template
 from core.errors import ConfigError
-from cli.deploy.template import render
 
 PRESETS = ("thumb", "web")
 
 
 def lint(doc: dict, fmt: str = "json") -> list[str]:
     """cfn-lint errors and warnings (informational rules ignored), as tests/deploy/test_template.py runs it."""
-    from cfnlint.api import ManualArgs, lint as cfn_lint
+    from cfnlint.api import ManualArgs
+    from cfnlint.api import lint as cfn_lint
 
     matches = cfn_lint(render(doc, fmt), config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
     return [f"{m.rule.id} {m.message} ({m.path})" for m in matches if not m.rule.id.startswith("I")]
