@@ -244,3 +244,23 @@ def check_rule(events: Any, d: Deployed, fn_arn: str) -> Check:
 
     problem = "disabled" if rule.get("State") == "DISABLED" else "missing" if not rule else "does not target the function"
     return Check("eventbridge rule", False, f"{name}: {problem}", "run `imgproc status --repair`", repair)
+
+
+QUEUE_LABELS = {"DeadLetterQueueUrl": "failure queue", "UploadQueueUrl": "upload queue",
+                "UploadDeadLetterQueueUrl": "dead-letter queue"}
+
+
+def queue_depths(target: Any, outputs: dict[str, str]) -> dict[str, int]:
+    """Messages waiting or in flight in each of the stack's queues, by label (`imgproc stats`)."""
+    depths = {}
+    for output, label in QUEUE_LABELS.items():
+        if not outputs.get(output):
+            continue
+        try:
+            attrs = target.client("sqs").get_queue_attributes(QueueUrl=outputs[output], AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        except AWS_ERRORS:
+            continue  # stats is about the logs: a queue it cannot read is left out
+        depths[label] = int(attrs.get("ApproximateNumberOfMessages", 0)) + int(
+            attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+    return depths

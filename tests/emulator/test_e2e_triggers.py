@@ -142,6 +142,12 @@ def test_every_trigger_end_to_end(offline, tmp_path, trigger):
         assert offline.depth(outputs["UploadDeadLetterQueueUrl"]) == 0
     assert offline.depth(outputs["DeadLetterQueueUrl"]) == 0
     offline.run("status", timeout=60)  # every check ok, dead-letter queues empty
+    stats = json.loads(offline.run("stats", "--stack", STACK, "--since", "1h", "--json", timeout=60).stdout)
+    assert (stats["images"]["processed"], stats["images"]["failed"]) == (len(names), 1)
+    expected = {"failure queue": 0, **({"upload queue": 0, "dead-letter queue": 0} if trigger == "queue" else {})}
+    assert stats["queues"] == expected
+    table = offline.run("stats", "--stack", STACK, "--since", "1h", timeout=60).stdout
+    assert "queues now: failure queue 0" in table
 
 
 @pytest.mark.parametrize("trigger", ["queue", "notification", "eventbridge"])
