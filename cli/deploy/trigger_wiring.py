@@ -28,19 +28,37 @@ def trigger_mode(d: Deployed) -> str:
     return "notification"
 
 
-def trigger_arns(target: Any, outputs: dict[str, str]) -> dict[str, str]:
-    """ARNs of the trigger's resources, for resolving Fn::GetAtt in the deployed template."""
+def trigger_arns(target: Any, outputs: dict[str, str], resources: dict[str, str] | None = None,
+                 stack_id: str = "") -> dict[str, str]:
+    """ARNs of the trigger's resources, for resolving Fn::GetAtt in the deployed template.
+
+    From the outputs, else from the physical ids (moto's stack updates add resources but not
+    their outputs): a queue's physical id is its URL, a rule's its name.
+    """
+    resources = resources or {}
     arns: dict[str, str] = {}
     for logical, output in QUEUE_OUTPUTS.items():
-        if outputs.get(output):
+        url = outputs.get(output) or resources.get(logical, "")
+        if url.startswith("http"):
             try:
                 arns[logical] = target.client("sqs").get_queue_attributes(
-                    QueueUrl=outputs[output], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                    QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             except AWS_ERRORS:
                 pass
-    if outputs.get("UploadRuleArn"):
-        arns["UploadRule"] = outputs["UploadRuleArn"]
+    rule = outputs.get("UploadRuleArn")
+    if not rule and resources.get("UploadRule") and stack_id.count(":") >= 5:
+        _, partition, _, region, account, _ = stack_id.split(":", 5)
+        rule = f"arn:{partition}:events:{region}:{account}:rule/{resources['UploadRule']}"
+    if rule:
+        arns["UploadRule"] = rule
     return arns
+
+
+def _queue_url(d: Deployed, logical: str) -> str:
+    url = d.outputs.get(QUEUE_OUTPUTS[logical], "")
+    if not url and d.resolve is not None:
+        url = str(d.resolve.refs.get(logical, ""))
+    return url if url.startswith("http") else ""
 
 
 def _props(d: Deployed, logical: str) -> dict:
@@ -185,7 +203,7 @@ def check_event_source(lam: Any, d: Deployed, function_name: str) -> Check:
 
 
 def check_queue_depth(target: Any, d: Deployed, logical: str, label: str) -> Check:
-    url = d.outputs.get(QUEUE_OUTPUTS[logical], "")
+    url = _queue_url(d, logical)
     if not url:
         return Check(label, True, "none in this stack")
     try:
@@ -224,7 +242,7 @@ def check_eventbridge_enabled(s3: Any, bucket: str) -> Check:
 
 def check_rule(events: Any, d: Deployed, fn_arn: str) -> Check:
     props = _props(d, "UploadRule")
-    arn = d.outputs.get("UploadRuleArn", "")
+    arn = d.outputs.get("UploadRuleArn", "") or (d.resolve.arns.get("UploadRule", "") if d.resolve else "")
     name = arn.rsplit("/", 1)[-1]
     pattern = _resolved(d, props.get("EventPattern"))
     if not name or pattern is None:

@@ -111,7 +111,8 @@ def load_deployed(target, stack_name: str) -> Deployed | None:
             pass
     from cli.deploy.trigger_wiring import trigger_arns
 
-    arns.update({k: v for k, v in trigger_arns(target, outputs).items() if k not in arns})
+    arns.update({k: v for k, v in trigger_arns(target, outputs, resources, stack["StackId"]).items()
+                 if k not in arns})
     d.resolve = Resolver(stack, resources, arns)
     return d
 
