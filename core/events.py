@@ -219,8 +219,8 @@ def _sqs_message(record: Mapping[str, Any]) -> Message:
 
 
 def _sns_message(record: Mapping[str, Any]) -> Message:
-    sns = record.get("Sns") if isinstance(record.get("Sns"), Mapping) else {}
-    return _json_payload(sns.get("Message"), SNS)
+    sns = record.get("Sns")
+    return _json_payload(sns.get("Message") if isinstance(sns, Mapping) else None, SNS)
 
 
 def _with_id(message: Message, message_id: str) -> Message:

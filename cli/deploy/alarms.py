@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from cli.aws.errors import AWS_ERRORS, aws_error
+from cli.deploy.checks import Check
 from cli.deploy.settings import DeploySettings
 
 Doc = dict[str, Any]
@@ -64,10 +65,8 @@ def alarm_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
             "Outputs": {"AlarmTopicArn": {"Description": "Alarms are sent here", "Value": {"Ref": "AlarmTopic"}}}}
 
 
-def check_alarms(target: Any, stack_name: str) -> Any:
+def check_alarms(target: Any, stack_name: str) -> Check:
     """`status`: the stack's alarms in ALARM state, by name."""
-    from cli.deploy.wiring import Check
-
     try:
         pages = target.client("cloudwatch").get_paginator("describe_alarms").paginate(
             AlarmNamePrefix=f"{stack_name}-", StateValue="ALARM")

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from cli.aws.errors import AWS_ERRORS, aws_error
-from cli.deploy.wiring import Check, Deployed
+from cli.deploy.checks import Check, Deployed
 from cli.errors import DeployError
 
 PERMISSION_SID = "imgproc-invoke-repaired"

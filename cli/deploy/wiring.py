@@ -8,75 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
 
 from cli.aws.errors import AWS_ERRORS, aws_error, error_code
+from cli.deploy.alarms import check_alarms
 from cli.deploy.changeset import OUTPUT_KEYS, TERMINAL_OK, describe_stack, stack_outputs, template_body
+from cli.deploy.checks import Check, Deployed, Resolver
 from cli.deploy.template import LIFECYCLE_RULE_ID, lifecycle_api, notification_api
+from cli.deploy.trigger_wiring import trigger_arns, trigger_checks, trigger_mode
 from cli.errors import DeployError
-
-
-class Resolver:
-    """Evaluates Ref / Fn::GetAtt / Fn::Sub / Fn::Join of the deployed template."""
-
-    def __init__(self, stack: dict, resources: dict[str, str], arns: dict[str, str]):
-        _, partition, _, region, account, _ = stack["StackId"].split(":", 5)
-        self.refs = {"AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account,
-                     "AWS::StackName": stack["StackName"], **resources}
-        self.refs.update({p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters") or []})
-        self.arns = arns
-
-    def att(self, name: str, attr: str) -> str:
-        if attr == "Arn" and name in self.arns:
-            return self.arns[name]
-        raise DeployError(f"cannot resolve {name}.{attr} of the deployed template")
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if "Ref" in value:
-            return self.refs[value["Ref"]]
-        if "Fn::GetAtt" in value:
-            name, attr = value["Fn::GetAtt"] if isinstance(value["Fn::GetAtt"], list) else value["Fn::GetAtt"].split(".")
-            return self.att(name, attr)
-        if "Fn::Sub" in value:
-            import re
-
-            def repl(m: re.Match) -> str:
-                token = m.group(1)
-                if "." in token:
-                    return self.att(*token.split(".", 1))
-                return self.refs[token]
-
-            return re.sub(r"\$\{([^}!]+)\}", repl, value["Fn::Sub"])
-        if "Fn::Join" in value:
-            sep, parts = value["Fn::Join"]
-            return sep.join(str(self(p)) for p in parts)
-        return {k: self(v) for k, v in value.items()}
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    repair: Callable[[], None] | None = None
-
-
-@dataclass
-class Deployed:
-    """Everything status needs to know about one deployed stack."""
-
-    stack: dict
-    outputs: dict[str, str]
-    function: dict = field(default_factory=dict)
-    template: dict = field(default_factory=dict)
-    resolve: Resolver | None = None
 
 
 def load_deployed(target, stack_name: str) -> Deployed | None:
@@ -109,8 +49,6 @@ def load_deployed(target, stack_name: str) -> Deployed | None:
                 QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         except AWS_ERRORS:
             pass
-    from cli.deploy.trigger_wiring import trigger_arns
-
     arns.update({k: v for k, v in trigger_arns(target, outputs, resources, stack["StackId"]).items()
                  if k not in arns})
     d.resolve = Resolver(stack, resources, arns)
@@ -148,13 +86,9 @@ def wiring_checks(target, d: Deployed) -> list[Check]:
     lam, s3 = target.client("lambda"), target.client("s3")
     fn_arn = fn["FunctionArn"]
     in_bucket, out_bucket = d.outputs.get("InputBucketName", ""), d.outputs.get("OutputBucketName", "")
-    from cli.deploy.trigger_wiring import trigger_checks, trigger_mode
-
     checks.extend(trigger_checks(target, d, in_bucket))  # per trigger: permission, queue, rule, DLQ depth
     if trigger_mode(d) == "notification":
         checks.append(_check_notification(s3, d, in_bucket, fn_arn))
-    from cli.deploy.alarms import check_alarms
-
     checks.append(check_alarms(target, name))
     checks.append(_check_lifecycle(s3, d, out_bucket))
     checks.append(_check_destination(lam, d, fn["FunctionName"]))

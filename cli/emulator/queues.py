@@ -33,10 +33,10 @@ SQS_RECEIVE_MAX = 10  # SQS returns at most 10 messages per ReceiveMessage
 IDLE_POLL_S = 0.2  # how often an idle poller looks at its queue
 
 
-class _Unpolled(dict):
+class _Unpolled(dict[str, Any]):
     """A queue's event source mappings, hidden from moto's inline SendMessage delivery."""
 
-    def items(self):  # type: ignore[override]
+    def items(self) -> Any:
         return [] if EventRoutes.active is not None else super().items()
 
 
@@ -97,9 +97,10 @@ class EventRoutes:
         def get_bucket_notification(response: Any) -> Any:
             return _with_eventbridge(response, original_get(response))
 
-        Queue.lambda_event_source_mappings = property(_hidden_get, _hidden_set)
-        Rule.send_to_targets = send_to_targets
-        S3Response.get_bucket_notification = get_bucket_notification
+        # setattr: replacing moto's attributes in place is the point of the hook (mypy forbids method assignment).
+        setattr(Queue, "lambda_event_source_mappings", property(_hidden_get, _hidden_set))  # noqa: B010
+        setattr(Rule, "send_to_targets", send_to_targets)  # noqa: B010
+        setattr(S3Response, "get_bucket_notification", get_bucket_notification)  # noqa: B010
         EventRoutes.active = self
         self._watcher.start()
         return self
@@ -117,14 +118,14 @@ class EventRoutes:
                 thread.join(timeout=10)
         self._watcher.join(timeout=5)
         EventRoutes.active = None
-        del Queue.lambda_event_source_mappings
+        delattr(Queue, "lambda_event_source_mappings")  # see install()
         for _, _, backend in _backends(sqs_backends):  # plain dicts again, for moto and for pickling
             for queue in backend.queues.values():
                 mappings = queue.__dict__.get("lambda_event_source_mappings")
                 if isinstance(mappings, _Unpolled):
                     queue.__dict__["lambda_event_source_mappings"] = dict(mappings)
-        Rule.send_to_targets = self._saved["send_to_targets"]
-        S3Response.get_bucket_notification = self._saved["get_bucket_notification"]
+        setattr(Rule, "send_to_targets", self._saved["send_to_targets"])  # noqa: B010 - see install()
+        setattr(S3Response, "get_bucket_notification", self._saved["get_bucket_notification"])  # noqa: B010
 
     # -- EventBridge ---------------------------------------------------------------------------
 
@@ -266,7 +267,7 @@ def _backends(backend_dict: Any) -> list[tuple[str, str, Any]]:
 def _sqs_mappings() -> list[Any]:
     from moto.awslambda.models import lambda_backends
 
-    mappings = []
+    mappings: list[Any] = []
     for _, _, backend in _backends(lambda_backends):
         mappings.extend(m for m in list(backend._event_source_mappings.values())
                         if ":sqs:" in m.event_source_arn)
