@@ -8,76 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
 
 from cli.aws.errors import AWS_ERRORS, aws_error, error_code
 from cli.aws.owner import expect_owner, stack_account
+from cli.deploy.alarms import check_alarms
 from cli.deploy.changeset import OUTPUT_KEYS, TERMINAL_OK, describe_stack, stack_outputs, template_body
+from cli.deploy.checks import Check, Deployed, Resolver
 from cli.deploy.template import LIFECYCLE_RULE_ID, lifecycle_api, notification_api
+from cli.deploy.trigger_wiring import trigger_arns, trigger_checks, trigger_mode
 from cli.errors import DeployError
-
-
-class Resolver:
-    """Evaluates Ref / Fn::GetAtt / Fn::Sub / Fn::Join of the deployed template."""
-
-    def __init__(self, stack: dict, resources: dict[str, str], arns: dict[str, str]):
-        _, partition, _, region, account, _ = stack["StackId"].split(":", 5)
-        self.refs = {"AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account,
-                     "AWS::StackName": stack["StackName"], **resources}
-        self.refs.update({p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters") or []})
-        self.arns = arns
-
-    def att(self, name: str, attr: str) -> str:
-        if attr == "Arn" and name in self.arns:
-            return self.arns[name]
-        raise DeployError(f"cannot resolve {name}.{attr} of the deployed template")
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if "Ref" in value:
-            return self.refs[value["Ref"]]
-        if "Fn::GetAtt" in value:
-            name, attr = value["Fn::GetAtt"] if isinstance(value["Fn::GetAtt"], list) else value["Fn::GetAtt"].split(".")
-            return self.att(name, attr)
-        if "Fn::Sub" in value:
-            import re
-
-            def repl(m: re.Match) -> str:
-                token = m.group(1)
-                if "." in token:
-                    return self.att(*token.split(".", 1))
-                return self.refs[token]
-
-            return re.sub(r"\$\{([^}!]+)\}", repl, value["Fn::Sub"])
-        if "Fn::Join" in value:
-            sep, parts = value["Fn::Join"]
-            return sep.join(str(self(p)) for p in parts)
-        return {k: self(v) for k, v in value.items()}
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    repair: Callable[[], None] | None = None
-
-
-@dataclass
-class Deployed:
-    """Everything status needs to know about one deployed stack."""
-
-    stack: dict
-    outputs: dict[str, str]
-    function: dict = field(default_factory=dict)
-    template: dict = field(default_factory=dict)
-    resolve: Resolver | None = None
 
 
 def load_deployed(target, stack_name: str) -> Deployed | None:
@@ -110,6 +50,8 @@ def load_deployed(target, stack_name: str) -> Deployed | None:
                 QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         except AWS_ERRORS:
             pass
+    arns.update({k: v for k, v in trigger_arns(target, outputs, resources, stack["StackId"]).items()
+                 if k not in arns})
     d.resolve = Resolver(stack, resources, arns)
     return d
 
@@ -146,8 +88,10 @@ def wiring_checks(target, d: Deployed) -> list[Check]:
     fn_arn = fn["FunctionArn"]
     in_bucket, out_bucket = d.outputs.get("InputBucketName", ""), d.outputs.get("OutputBucketName", "")
     expect_owner(s3, [in_bucket, out_bucket], stack_account(d.stack))
-    checks.append(_check_permission(lam, fn["FunctionName"], in_bucket))
-    checks.append(_check_notification(s3, d, in_bucket, fn_arn))
+    checks.extend(trigger_checks(target, d, in_bucket))  # per trigger: permission, queue, rule, DLQ depth
+    if trigger_mode(d) == "notification":
+        checks.append(_check_notification(s3, d, in_bucket, fn_arn))
+    checks.append(check_alarms(target, name))
     checks.append(_check_lifecycle(s3, d, out_bucket))
     checks.append(_check_versioning(s3, d, in_bucket))
     checks.append(_check_destination(lam, d, fn["FunctionName"]))
@@ -157,21 +101,6 @@ def wiring_checks(target, d: Deployed) -> list[Check]:
     for logical, bucket in (("InputBucket", in_bucket), ("OutputBucket", out_bucket)):
         checks.append(_check_private(s3, d, logical, bucket, tls=not plain_http))
     return checks
-
-
-def _check_permission(lam, function_name: str, bucket: str) -> Check:
-    try:
-        policy = json.loads(lam.get_policy(FunctionName=function_name)["Policy"])
-    except AWS_ERRORS:
-        policy = {"Statement": []}
-    for st in policy.get("Statement", []):
-        principal = st.get("Principal", {})
-        service = principal.get("Service") if isinstance(principal, dict) else principal
-        source = json.dumps(st.get("Condition", {}))
-        if service == "s3.amazonaws.com" and f":s3:::{bucket}\"" in source:
-            return Check("invoke permission", True, f"s3.amazonaws.com may invoke for {bucket}")
-    return Check("invoke permission", False, f"S3 may not invoke the function for {bucket}",
-                 "run `imgproc deploy` (the permission is part of the stack)")
 
 
 def _check_notification(s3, d: Deployed, bucket: str, fn_arn: str) -> Check:

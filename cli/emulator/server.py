@@ -42,6 +42,7 @@ from typing import Any
 from cli.emulator import apigateway
 from cli.emulator.dispatcher import Dispatcher
 from cli.emulator.guard import LocalOnly
+from cli.emulator.queues import EventRoutes
 from cli.emulator.settings import (
     DEFAULT_PORT,
     DEFAULT_STATE_DIR,
@@ -65,6 +66,7 @@ class Emulator:
         self.concurrency, self.persist, self.say = concurrency, persist, say
         self.server: GuardedMotoServer | None = None
         self.dispatcher: Dispatcher | None = None
+        self.routes: EventRoutes | None = None
 
     @property
     def endpoint(self) -> str:
@@ -84,11 +86,16 @@ class Emulator:
         self.port = self.server.port
         apigateway.install(self.server, self.endpoint)  # REST APIs served under /_aws/execute-api/
         self.dispatcher = Dispatcher(self.endpoint, self.state_dir / "cache", self.concurrency, say=self.say).install()
+        # SQS event source mappings and EventBridge rules -> the function (queue, eventbridge triggers)
+        self.routes = EventRoutes(self.dispatcher, self.concurrency, say=self.say).install()
         return self.endpoint
 
     def stop(self) -> None:
         # Queued invocations finish first (they need the server), then nothing new comes in.
         started = self.server is not None
+        if self.routes is not None:  # pollers first: they need the server and the dispatcher
+            self.routes.uninstall()
+            self.routes = None
         if self.dispatcher is not None:
             self.dispatcher.drain(10.0)
         if self.server is not None:
