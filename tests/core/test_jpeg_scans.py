@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from PIL import Image
 
-from bombs import many_scan_jpeg
 from core.errors import TooManyScans
 from core.jpeg_markers import count_scans
 from core.pipeline import render
 from core.recipe import Limits, builtin_config
+
+from bombs import many_scan_jpeg
 from imaging import encode, photo
 
 
