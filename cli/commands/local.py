@@ -105,6 +105,14 @@ def up(
     console.print(f"  export AWS_ENDPOINT_URL={info['endpoint']}", soft_wrap=True)
     for hint in _credentials_hints():
         console.print(f"  {hint}", soft_wrap=True)
+    console.print("Then deploy, upload and look:")
+    console.print("  imgproc deploy --api --yes && imgproc push examples/photos --wait", soft_wrap=True)
+    console.print(f"  imgproc sign thumb/harbour.jpg     # a signed URL served by the local API "
+                  f"({info['endpoint']}/_aws/execute-api/...)", soft_wrap=True, markup=False)
+    console.print("  imgproc gallery -o gallery.html    # every upload with its renditions, for a browser",
+                  soft_wrap=True, markup=False)
+    console.print("  imgproc destroy --delete-data --yes  # start over: removes the stack and its data",
+                  soft_wrap=True, markup=False)
     console.print("Stop it with: imgproc local down")
 
 

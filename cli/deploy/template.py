@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cli.deploy import alarms, triggers
+from cli.deploy.checkov import checkov_skip
 from cli.deploy.settings import DeploySettings
 
 RUNTIME = "python3.12"
@@ -41,11 +42,6 @@ def ref(name: str) -> Doc:
 
 def get_att(name: str, attr: str) -> Doc:
     return {"Fn::GetAtt": [name, attr]}
-
-
-def checkov_skip(**reasons: str) -> Doc:
-    """A resource's ``Metadata`` telling checkov which of its checks do not apply, each with the reason."""
-    return {"checkov": {"skip": [{"id": check, "comment": why} for check, why in reasons.items()]}}
 
 
 #: Stateful resources outlive the stack: `imgproc destroy` deletes them only when empty or with --delete-data.

@@ -254,7 +254,8 @@ def access_log_group(stack: str) -> str:
 
 def api_resources(s, presets: tuple[str, ...], a: ApiSettings) -> Doc:
     """The API resource group for DeploySettings ``s`` (cli/deploy_settings.py)."""
-    from cli.deploy.template import LOG_GROUP_KMS, RETAIN, checkov_skip, function_skips
+    from cli.deploy.checkov import checkov_skip
+    from cli.deploy.template import LOG_GROUP_KMS, RETAIN, function_skips
 
     fn_name = f"{s.stack_name}-api"
     log_group = f"/aws/lambda/{fn_name}"

@@ -35,7 +35,7 @@ REQUIREMENTS = ("localstack-core[runtime]==2026.3.0", "cbor2<6", "pyopenssl<26",
                 "localstack-twisted<26")
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "plugins" / "localstack-imgproc-executor"
 PLUGIN_NAME = "imgproc"  # the plugin's entry-point name, selected by LAMBDA_RUNTIME_EXECUTOR
-SERVICES = "s3,lambda,cloudformation,iam,sts,logs,sqs,ssm,apigateway,cloudwatch"
+SERVICES = "s3,lambda,cloudformation,iam,sts,logs,sqs,ssm,apigateway,cloudwatch,sns,events,kms,s3control"
 STAMP = "imgproc-install.json"
 START_TIMEOUT_S = 90.0
 

@@ -322,9 +322,18 @@ def test_offline_pipeline_end_to_end(offline, tmp_path):
     # Tear down: the stack goes, then the emulator, with every process it started.
     processes = descendants(offline.pid)
     assert len(processes) >= 2  # the emulator and at least one warm function worker
-    offline.run("destroy", "--yes", timeout=120)
+    offline.run("destroy", "--delete-data", "--yes", timeout=120)
     with pytest.raises(offline.client("cloudformation").exceptions.ClientError):
         offline.client("cloudformation").describe_stacks(StackName=STACK)
+    if offline.engine == "moto":
+        # The walkthrough is repeatable: after `destroy --delete-data` the same stack deploys again.
+        offline.run("deploy", "--stack", STACK, "--yes", timeout=300)
+        # Adding the API to the existing stack is an update that keeps every output, the API's included.
+        offline.run("deploy", "--stack", STACK, "--api", "--yes", timeout=300)
+        status = json.loads(offline.run("status", "--stack", STACK, "--json", ok=False, timeout=60).stdout)
+        assert {"InputBucketName", "FunctionName", "ApiUrl"} <= set(status["outputs"]), status["outputs"]
+        assert "/_aws/execute-api/" in status["outputs"]["ApiUrl"]
+        offline.run("destroy", "--stack", STACK, "--delete-data", "--yes", timeout=120)
     offline.run("local", "down", "--state-dir", str(offline.state_dir), timeout=60)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(alive(pid) for pid in processes):
