@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from core.errors import ConfigError, ImgprocError, UnknownPreset
-from core.events import S3Event, S3Record
+from core.events import Delivery, Message, S3Record
 from core.settings import HandlerSettings, check_loop, parse_settings
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -32,6 +32,10 @@ NAMESPACE = "imgproc"
 SERVICE = "imgproc"
 REKOGNITION_MAX_LABELS = 20
 REKOGNITION_MIN_CONFIDENCE = 70.0
+
+
+class UnrecognisedEvent(Exception):
+    """The event is none of the S3 routes imgproc reads: the invocation fails instead of succeeding silently."""
 
 
 class RetryableFailure(Exception):
@@ -188,6 +192,13 @@ class Invocation:
     """The log records of one event, in record order."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
+    source: str = ""
+    retry_message_ids: list[str] = field(default_factory=list)  # SQS messages to hand back for a retry
+    unrecognised: list[str] = field(default_factory=list)  # what could not be read, for the exception
+
+    def batch_response(self) -> dict[str, list[dict[str, str]]]:
+        """SQS's partial batch response: only these messages become visible again."""
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in self.retry_message_ids]}
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.records if r.get("event") == "image" and r.get("outcome") == outcome)
@@ -282,24 +293,54 @@ def _record_in_time(rec: S3Record, runtime: Runtime, context: Any) -> dict[str, 
 
 def process_event(event: Any, context: Any, runtime: Runtime,
                   emit: Callable[[Mapping[str, Any]], None] = print_line) -> Invocation:
-    """Handle every record and emit its log and EMF lines; never raises for a record's failure."""
+    """Handle every message of any S3 route and emit its log and EMF lines; never raises for a record."""
     request_id = getattr(context, "aws_request_id", "") or "local"
     function_name = getattr(context, "function_name", "") or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "imgproc-local")
-    result = Invocation()
-    parsed = S3Event.parse(event)
-    if parsed.is_test_event or not parsed.records:
-        reason = "s3:TestEvent" if parsed.is_test_event else "no S3 records in the event"
-        line = log_record({"event": "ignored", "bucket": parsed.test_bucket or "", "outcome": "skipped",
-                           "reason": reason}, request_id)
+    delivery = Delivery.parse(event)
+    result = Invocation(source=delivery.source)
+    if delivery.problem:
+        _unrecognised(result, delivery.problem, None, request_id, emit)
+        return result
+    for message in delivery.messages:
+        before = len(result.records)
+        _process_message(message, result, runtime, context, request_id, function_name, emit)
+        lines = result.records[before:]
+        if message.message_id and any(r.get("error", {}).get("transient") or r.get("event") == "unrecognised"
+                                      for r in lines):
+            result.retry_message_ids.append(message.message_id)
+    return result
+
+
+def _process_message(message: Message, result: Invocation, runtime: Runtime, context: Any, request_id: str,
+                     function_name: str, emit: Callable[[Mapping[str, Any]], None]) -> None:
+    extra = {"message_id": message.message_id} if message.message_id else {}
+    if message.problem:
+        _unrecognised(result, message.problem, message.message_id, request_id, emit)
+        return
+    if message.is_test_event or not message.records:
+        reason = "s3:TestEvent" if message.is_test_event else "no S3 records in the message"
+        line = log_record({"event": "ignored", "bucket": message.test_bucket or "", "outcome": "skipped",
+                           "reason": reason, "route": message.route, **extra}, request_id)
         emit(line)
         result.records.append(line)
-        return result
-    for rec in parsed.records:
-        line = log_record(_record_in_time(rec, runtime, context), request_id)
+        return
+    for rec in message.records:
+        line = log_record({**_record_in_time(rec, runtime, context), **extra}, request_id)
         emit(line)
         emit(emf_line(line, function_name))
         result.records.append(line)
-    return result
+
+
+def _unrecognised(result: Invocation, problem: str, message_id: str | None, request_id: str,
+                  emit: Callable[[Mapping[str, Any]], None]) -> None:
+    """An ERROR line for an event or message imgproc cannot read (never a silent success)."""
+    extra = {"message_id": message_id} if message_id else {}
+    line = log_record({"level": "ERROR", "event": "unrecognised", "outcome": "failed",
+                       "error": {"type": "UnrecognisedEvent", "message": problem, "transient": False}, **extra},
+                      request_id)
+    emit(line)
+    result.records.append(line)
+    result.unrecognised.append(problem)
 
 
 _RUNTIME: Runtime | None = None
@@ -319,8 +360,14 @@ def reset() -> None:
     _RUNTIME = None
 
 
-def handler(event: dict, context: Any) -> dict[str, int]:
-    """S3 notification -> renditions in IMGPROC_OUTPUT_BUCKET. Raises only to ask Lambda for a retry."""
+def handler(event: dict, context: Any) -> dict[str, Any]:
+    """An S3 upload by any route -> renditions in IMGPROC_OUTPUT_BUCKET.
+
+    SQS batches answer ``{"batchItemFailures": [...]}`` naming the messages that failed for a
+    transient reason or could not be read; a corrupt image is logged and its message deleted.
+    Other routes (S3, SNS, EventBridge: asynchronous invocations) raise to ask Lambda for a retry,
+    and raise UnrecognisedEvent for an event that is none of the S3 routes.
+    """
     request_id = getattr(context, "aws_request_id", "") or "local"
     try:
         rt = runtime()
@@ -331,6 +378,10 @@ def handler(event: dict, context: Any) -> dict[str, int]:
                                "error": error_dict(exc)}, request_id))
         raise
     result = process_event(event, context, rt)
+    if result.source == "sqs":
+        return result.batch_response()  # failed messages come back; the rest are deleted
+    if result.unrecognised:
+        raise UnrecognisedEvent(f"not an S3 event imgproc can read: {result.unrecognised[0]}")
     transient = result.transient
     if transient:
         first = transient[0]

@@ -140,3 +140,150 @@ def put_event(bucket: str, keys: list[str] | tuple[str, ...], sizes: Mapping[str
             },
         })
     return {"Records": records}
+
+
+# --- every route an S3 upload takes to the function ---------------------------------------------
+#
+# S3 -> Lambda        {"Records": [{"eventSource": "aws:s3", ...}]}
+# S3 -> SQS -> Lambda {"Records": [{"eventSource": "aws:sqs", "messageId": ..., "body": "<S3 event JSON>"}]}
+# S3 -> SNS -> Lambda {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "<S3 event JSON>"}}]}
+# S3 -> SNS -> SQS    an SQS record whose body is the S3 event (raw delivery) or the SNS envelope
+#                     {"Type": "Notification", "Message": "<S3 event JSON>", ...} (the default)
+# S3 -> EventBridge   {"source": "aws.s3", "detail-type": "Object Created", "detail": {...}}
+# Each can also carry S3's {"Event": "s3:TestEvent"}, sent once when a destination is configured.
+
+SQS, SNS, S3, EVENTBRIDGE = "sqs", "sns", "s3", "eventbridge"
+EVENTBRIDGE_DETAIL_TYPES = {"Object Created": "ObjectCreated", "Object Deleted": "ObjectRemoved"}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One unit of delivery: an SQS message, an SNS record, or a whole S3/EventBridge event.
+
+    ``route`` names the hops, e.g. ``"sqs>sns>s3"``; ``message_id`` is the SQS messageId a
+    partial batch response names; ``problem`` says why the message could not be read.
+    """
+
+    route: str
+    records: tuple[S3Record, ...] = ()
+    message_id: str | None = None
+    is_test_event: bool = False
+    test_bucket: str | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A Lambda event from any S3 route, as messages of S3 records.
+
+    ``source`` is the service that invoked the function (``sqs``, ``sns``, ``s3``,
+    ``eventbridge``), or ``""`` with a ``problem`` when the event is none of them.
+    """
+
+    source: str
+    messages: tuple[Message, ...] = ()
+    problem: str | None = None
+
+    @property
+    def is_sqs_batch(self) -> bool:
+        """SQS invocations answer with a partial batch response instead of raising."""
+        return self.source == SQS
+
+    @classmethod
+    def parse(cls, event: Any) -> "Delivery":
+        """Never raises: what cannot be read is a ``problem`` on the delivery or on one message."""
+        if not isinstance(event, Mapping):
+            return cls("", problem=f"the event is a {type(event).__name__}, not a JSON object")
+        records = event.get("Records")
+        if isinstance(records, list) and records and all(_source_of(r) == SQS for r in records):
+            return cls(SQS, tuple(_sqs_message(r) for r in records))
+        if isinstance(records, list) and records and all(_source_of(r) == SNS for r in records):
+            return cls(SNS, tuple(_sns_message(r) for r in records))
+        message = _payload(event, "")
+        if message.problem:
+            return cls("", problem=message.problem)
+        return cls(message.route.split(">")[0], (message,))
+
+
+def _source_of(record: Any) -> str:
+    if not isinstance(record, Mapping):
+        return ""
+    source = record.get("eventSource") or record.get("EventSource") or ""
+    return str(source).removeprefix("aws:")
+
+
+def _sqs_message(record: Mapping[str, Any]) -> Message:
+    message_id = str(record.get("messageId") or "")
+    message = _json_payload(record.get("body"), SQS)
+    return _with_id(message, message_id)
+
+
+def _sns_message(record: Mapping[str, Any]) -> Message:
+    sns = record.get("Sns") if isinstance(record.get("Sns"), Mapping) else {}
+    return _json_payload(sns.get("Message"), SNS)
+
+
+def _with_id(message: Message, message_id: str) -> Message:
+    return Message(message.route, message.records, message_id, message.is_test_event, message.test_bucket,
+                   message.problem)
+
+
+def _json_payload(text: Any, route: str) -> Message:
+    """An SQS body or SNS Message: a JSON string holding the next hop's payload."""
+    import json
+
+    if not isinstance(text, str):
+        return Message(route, problem=f"{route} message without a text body")
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return Message(route, problem=f"{route} message body is not JSON: {text[:60]!r}")
+    return _payload(payload, route)
+
+
+def _payload(payload: Any, route: str) -> Message:
+    """An S3 notification, S3 test event, SNS envelope or EventBridge event, after ``route``."""
+    hop = f"{route}>" if route else ""
+    if not isinstance(payload, Mapping):
+        return Message(route or "?", problem=f"{hop}payload is not a JSON object")
+    if payload.get("Event") == TEST_EVENT:
+        return Message(f"{hop}{S3}", is_test_event=True, test_bucket=payload.get("Bucket"))
+    if payload.get("Type") == "Notification" and "Message" in payload and "TopicArn" in payload:
+        return _json_payload(payload["Message"], f"{hop}{SNS}")  # SNS -> SQS without raw delivery
+    if payload.get("source") == "aws.s3" and isinstance(payload.get("detail"), Mapping):
+        return Message(f"{hop}{EVENTBRIDGE}", (_eventbridge_record(payload),))
+    records = payload.get("Records")
+    if isinstance(records, list) and records and all(_source_of(r) in (S3, "") for r in records):
+        return Message(f"{hop}{S3}", S3Event.parse(payload).records)
+    keys = ", ".join(sorted(str(k) for k in payload)[:6])
+    return Message(route or "?", problem=f"{hop}not an S3, SQS, SNS or EventBridge event (keys: {keys})")
+
+
+def _eventbridge_record(event: Mapping[str, Any]) -> S3Record:
+    """EventBridge's S3 event as an S3Record, e.g. ``Object Created`` + ``PutObject`` -> ``ObjectCreated:Put``."""
+    detail = event["detail"]
+    detail_type = str(event.get("detail-type", ""))
+    reason = str(detail.get("reason", ""))
+    kind = EVENTBRIDGE_DETAIL_TYPES.get(detail_type)
+    name = f"{kind}:{reason.removesuffix('Object') or reason}" if kind else detail_type
+    bucket = detail.get("bucket") if isinstance(detail.get("bucket"), Mapping) else {}
+    obj = detail.get("object") if isinstance(detail.get("object"), Mapping) else {}
+    raw_key = obj.get("key")
+    if not isinstance(raw_key, str) or not raw_key or not bucket.get("name"):
+        return S3Record(name, str(bucket.get("name", "")), "", "", problem="EventBridge S3 event without bucket or key")
+    size = obj.get("size")
+    etag = obj.get("etag") or obj.get("eTag")  # AWS: "etag"; moto: "eTag"
+    return S3Record(
+        event_name=name,
+        bucket=str(bucket["name"]),
+        # EventBridge's S3 events carry the key as stored (AWS documents form-encoding for the
+        # notification format only; moto sends it raw too): decoding would turn '+' into ' '.
+        key=raw_key,
+        raw_key=raw_key,
+        size=int(size) if isinstance(size, int) else None,
+        etag=str(etag).strip('"') if etag else None,
+        version_id=obj.get("version-id") or None,
+        sequencer=obj.get("sequencer") or None,
+        event_time=event.get("time"),
+        region=event.get("region"),
+    )

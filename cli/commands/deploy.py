@@ -42,6 +42,12 @@ from cli.deploy.template import render, template
 from cli.errors import fail
 
 
+class Trigger(str, Enum):
+    notification = "notification"
+    queue = "queue"
+    eventbridge = "eventbridge"
+
+
 class Fmt(str, Enum):
     json = "json"
     yaml = "yaml"
@@ -90,6 +96,11 @@ def deploy(
     arch: ArchOpt = None,
     api: Annotated[bool, typer.Option("--api", help="Also deploy the retrieval API, GET /images/PRESET/KEY (see "
                                       "`imgproc sign`); on by default when imgproc.toml has an [api] table.")] = False,
+    trigger: Annotated[Trigger | None, typer.Option(
+        "--trigger", help="How uploads reach the function: notification (S3 invokes it), queue (S3 -> SQS -> "
+        "batches, dead-letter queue, capped concurrency) or eventbridge (S3 -> EventBridge rule). "
+        "Default: [deploy].trigger, else notification. Switching is a normal update.",
+        show_default=False)] = None,
     config: ConfigOpt = None,
     endpoint_url: EndpointOpt = None,
     profile: ProfileOpt = None,
@@ -108,6 +119,8 @@ def deploy(
         imgproc deploy --stack photos --region eu-west-1 --yes
     """
     ctx = resolve(config, stack, arch.value if arch else None, endpoint_url, profile, region, localstack)
+    if trigger is not None:
+        ctx.settings = ctx.settings.replace(trigger=trigger.value)
     presets = ctx.presets()
     groups = template_api.groups_for(ctx.config, api)
     doc = template(ctx.settings, presets, groups)

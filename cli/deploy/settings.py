@@ -28,6 +28,7 @@ from typing import Any
 from core.errors import ConfigError
 
 ARCHITECTURES = ("x86_64", "arm64")
+TRIGGERS = ("notification", "queue", "eventbridge")
 # Lifecycle actions for processed images: expire them, or move them to a cheaper class.
 LIFECYCLE_ACTIONS = ("expire", "INTELLIGENT_TIERING", "STANDARD_IA", "GLACIER_IR")
 # CloudWatch Logs accepts only these retention periods.
@@ -71,6 +72,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rekognition", False, "Detect labels with Amazon Rekognition (adds rekognition:DetectLabels)"),
     Setting("input_bucket", "", "Input bucket name ('' = <stack>-input-<account>-<region>)"),
     Setting("output_bucket", "", "Output bucket name ('' = <stack>-output-<account>-<region>)"),
+    Setting("trigger", "notification", "How uploads reach the function: notification (S3 invokes it), queue "
+            "(S3 -> SQS -> batches, with a dead-letter queue) or eventbridge (S3 -> EventBridge rule)"),
+    Setting("batch_size", 10, "queue: messages per invocation (1..10000; above 10 needs batch_window >= 1)"),
+    Setting("batch_window", 5, "queue: seconds to gather a batch before invoking (0..300)"),
+    Setting("max_concurrency", 10, "queue: most concurrent invocations the queue drives (2..1000)"),
+    Setting("max_receive_count", 5, "queue: deliveries of a message before it moves to the dead-letter queue (1..1000)"),
+    Setting("alarm_email", "", "E-mail address subscribed to the stack's alarm topic ('' = no subscription)"),
 )
 DEFAULTS = {s.name: s.default for s in SETTINGS}
 
@@ -95,6 +103,12 @@ class DeploySettings:
     rekognition: bool = DEFAULTS["rekognition"]
     input_bucket: str = DEFAULTS["input_bucket"]
     output_bucket: str = DEFAULTS["output_bucket"]
+    trigger: str = DEFAULTS["trigger"]
+    batch_size: int = DEFAULTS["batch_size"]
+    batch_window: int = DEFAULTS["batch_window"]
+    max_concurrency: int = DEFAULTS["max_concurrency"]
+    max_receive_count: int = DEFAULTS["max_receive_count"]
+    alarm_email: str = DEFAULTS["alarm_email"]
     source: str = field(default="defaults", compare=False)
 
     # --- derived names ----------------------------------------------------------
@@ -179,8 +193,26 @@ class DeploySettings:
         if v["input_bucket"] and v["input_bucket"] == v["output_bucket"]:
             raise err("output_bucket", "must differ from input_bucket (writing renditions into the watched "
                       "bucket would trigger the function on its own output)")
+        _check_trigger(err, v)
         v = {**v, "suffixes": tuple(dict.fromkeys(suffixes)), "presets": tuple(dict.fromkeys(presets))}
         return cls(**v, source=source)
+
+
+def _check_trigger(err, v: dict[str, Any]) -> None:
+    """The trigger and its queue settings, within the limits SQS and Lambda accept."""
+    if v["trigger"] not in TRIGGERS:
+        raise err("trigger", f"{v['trigger']!r}: choose {', '.join(TRIGGERS)}")
+    for key, lo, hi in (("batch_size", 1, 10000), ("batch_window", 0, 300), ("max_concurrency", 2, 1000),
+                        ("max_receive_count", 1, 1000)):
+        _int(err, key, v[key], lo, hi)
+    if v["batch_size"] > 10 and v["batch_window"] < 1:
+        raise err("batch_window", "Lambda needs a batching window of at least 1 s for a batch_size above 10")
+    if v["trigger"] == "queue" and 0 <= v["reserved_concurrency"] < v["max_concurrency"]:
+        raise err("max_concurrency", f"{v['max_concurrency']} is above reserved_concurrency "
+                  f"{v['reserved_concurrency']}: batches would be throttled and retried (lower it)")
+    email = v["alarm_email"]
+    if not isinstance(email, str) or (email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email)):
+        raise err("alarm_email", f"{email!r} is not an e-mail address")
 
 
 def _error(source: str, key: str, problem: str) -> ConfigError:

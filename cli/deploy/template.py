@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from cli.deploy import triggers
 from cli.deploy.settings import DeploySettings
 
 RUNTIME = "python3.12"
@@ -114,30 +115,16 @@ def lifecycle_rules(s: DeploySettings) -> list[Doc]:
     return [rule]
 
 
-def lambda_notifications(s: DeploySettings, function_arn: Any) -> list[Doc]:
-    """ObjectCreated -> function, one entry per suffix (S3 allows one suffix rule per entry)."""
-    entries = []
-    for suffix in s.suffixes or (None,):
-        rules = []
-        if s.input_prefix:
-            rules.append({"Name": "prefix", "Value": s.input_prefix})
-        if suffix:
-            rules.append({"Name": "suffix", "Value": suffix})
-        entry: Doc = {"Event": CREATED_EVENT, "Function": function_arn}
-        if rules:
-            entry["Filter"] = {"S3Key": {"Rules": rules}}
-        entries.append(entry)
-    return entries
-
-
 def storage_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
     """Input and output buckets: private, encrypted, TLS-only; lifecycle on the output bucket."""
     rules = lifecycle_rules(s)
     inp = _secure_bucket(bucket_name(s, "input"))
-    # The notification needs the invoke permission first (S3 test-invokes the target).
-    inp["DependsOn"] = ["InvokePermission"]
-    inp["Properties"]["NotificationConfiguration"] = {
-        "LambdaConfigurations": lambda_notifications(s, get_att("Function", "Arn"))}
+    # The notification's target must accept S3 first (S3 sends it a test event): the invoke
+    # permission, or the queue policy in queue mode.
+    depends = triggers.bucket_depends_on(s)
+    if depends:
+        inp["DependsOn"] = depends
+    inp["Properties"]["NotificationConfiguration"] = triggers.notification_configuration(s)
     return {
         "Resources": {
             "InputBucket": inp,
@@ -182,6 +169,7 @@ def role_policy(s: DeploySettings) -> Doc:
         {"Sid": "FailureDestination", "Effect": "Allow", "Action": ["sqs:SendMessage"],
          "Resource": [get_att("FailureQueue", "Arn")]},
     ]
+    statements.extend(triggers.role_statements(s))
     if s.rekognition:
         # DetectLabels on image bytes has no resource-level permissions.
         statements.append({"Sid": "DetectLabels", "Effect": "Allow", "Action": ["rekognition:DetectLabels"],
@@ -202,7 +190,7 @@ def environment(s: DeploySettings, presets: tuple[str, ...]) -> dict[str, Any]:
 
 
 def function_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
-    """The function, its role, log group, retry/failure settings and S3 invoke permission."""
+    """The function, its role, log group and retry/failure settings (the trigger is triggers.py's)."""
     fn: Doc = {
         "FunctionName": s.function_name,
         "Description": "imgproc: renders presets for images uploaded to the input bucket",
@@ -230,11 +218,6 @@ def function_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
                 "MaximumRetryAttempts": s.retry_attempts,
                 "DestinationConfig": {"OnFailure": {"Destination": get_att("FailureQueue", "Arn")}},
             }},
-            "InvokePermission": {"Type": "AWS::Lambda::Permission", "Properties": {
-                "Action": "lambda:InvokeFunction", "FunctionName": ref("Function"),
-                "Principal": "s3.amazonaws.com", "SourceAccount": ref("AWS::AccountId"),
-                "SourceArn": bucket_arn(s, "input"),
-            }},
         },
         "Outputs": {
             "FunctionName": {"Value": ref("Function")},
@@ -246,7 +229,7 @@ def function_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
 
 Group = Callable[[DeploySettings, tuple[str, ...]], Doc]
 # One entry per resource group; the API adds `api_resources` here.
-GROUPS: list[Group] = [storage_resources, failure_resources, function_resources]
+GROUPS: list[Group] = [storage_resources, failure_resources, function_resources, triggers.trigger_resources]
 
 
 def _merge(doc: Doc, part: Doc) -> None:

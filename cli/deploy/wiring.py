@@ -109,6 +109,9 @@ def load_deployed(target, stack_name: str) -> Deployed | None:
                 QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         except AWS_ERRORS:
             pass
+    from cli.deploy.trigger_wiring import trigger_arns
+
+    arns.update({k: v for k, v in trigger_arns(target, outputs).items() if k not in arns})
     d.resolve = Resolver(stack, resources, arns)
     return d
 
@@ -144,8 +147,11 @@ def wiring_checks(target, d: Deployed) -> list[Check]:
     lam, s3 = target.client("lambda"), target.client("s3")
     fn_arn = fn["FunctionArn"]
     in_bucket, out_bucket = d.outputs.get("InputBucketName", ""), d.outputs.get("OutputBucketName", "")
-    checks.append(_check_permission(lam, fn["FunctionName"], in_bucket))
-    checks.append(_check_notification(s3, d, in_bucket, fn_arn))
+    from cli.deploy.trigger_wiring import trigger_checks, trigger_mode
+
+    checks.extend(trigger_checks(target, d, in_bucket))  # per trigger: permission, queue, rule, DLQ depth
+    if trigger_mode(d) == "notification":
+        checks.append(_check_notification(s3, d, in_bucket, fn_arn))
     checks.append(_check_lifecycle(s3, d, out_bucket))
     checks.append(_check_destination(lam, d, fn["FunctionName"]))
     endpoint = (getattr(target, "endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL_S3")
@@ -154,21 +160,6 @@ def wiring_checks(target, d: Deployed) -> list[Check]:
     for logical, bucket in (("InputBucket", in_bucket), ("OutputBucket", out_bucket)):
         checks.append(_check_private(s3, d, logical, bucket, tls=not plain_http))
     return checks
-
-
-def _check_permission(lam, function_name: str, bucket: str) -> Check:
-    try:
-        policy = json.loads(lam.get_policy(FunctionName=function_name)["Policy"])
-    except AWS_ERRORS:
-        policy = {"Statement": []}
-    for st in policy.get("Statement", []):
-        principal = st.get("Principal", {})
-        service = principal.get("Service") if isinstance(principal, dict) else principal
-        source = json.dumps(st.get("Condition", {}))
-        if service == "s3.amazonaws.com" and f":s3:::{bucket}\"" in source:
-            return Check("invoke permission", True, f"s3.amazonaws.com may invoke for {bucket}")
-    return Check("invoke permission", False, f"S3 may not invoke the function for {bucket}",
-                 "run `imgproc deploy` (the permission is part of the stack)")
 
 
 def _check_notification(s3, d: Deployed, bucket: str, fn_arn: str) -> Check:

@@ -49,8 +49,9 @@ def test_status_finds_and_repair_fixes_the_missing_notification_and_lifecycle(mo
 
     after = checks(ok(imgproc("status", "--json", cwd=tmp_path)))
     assert all(c["ok"] for c in after.values()), after
-    assert set(after) == {"stack", "outputs", "function", "invoke permission", "notification", "lifecycle rule",
-                          "failure destination", "input bucket private", "output bucket private"}
+    assert set(after) == {"stack", "outputs", "function", "trigger", "invoke permission", "notification",
+                          "failure queue", "lifecycle rule", "failure destination", "input bucket private",
+                          "output bucket private"}
 
     # Someone points the bucket at another function: found, and repaired without dropping theirs.
     s3.put_bucket_notification_configuration(Bucket=IN_BUCKET, NotificationConfiguration={
