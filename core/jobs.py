@@ -30,8 +30,9 @@ from core.storage import ObjectInfo, Storage
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 META_SOURCE_KEY = "imgproc-source-key"  # the source key, percent-encoded (S3 metadata is ASCII)
 META_SOURCE_ETAG = "imgproc-source-etag"
-META_RECIPE = "imgproc-recipe"
-IMGPROC_METADATA = (META_SOURCE_KEY, META_SOURCE_ETAG, META_RECIPE)
+META_RECIPE = "imgproc-recipe"  # the recipe hash of the rendition set rendered together
+META_RENDITION_RECIPE = "imgproc-rendition-recipe"  # this rendition's own recipe hash
+IMGPROC_METADATA = (META_SOURCE_KEY, META_SOURCE_ETAG, META_RECIPE, META_RENDITION_RECIPE)
 
 REKOGNITION_MAX_BYTES = 5 * 1024 * 1024  # DetectLabels with image bytes
 MAX_TAGS = 10  # S3's per-object limit
@@ -70,8 +71,36 @@ class Job:
     def labels_key(self, source_key: str) -> str:
         return f"{self.output_prefix}labels/{source_key}.json"
 
-    def metadata(self, source_key: str, etag: str) -> dict[str, str]:
-        return {META_SOURCE_KEY: quote(source_key, safe="/"), META_SOURCE_ETAG: etag, META_RECIPE: self.recipe}
+    def metadata(self, source_key: str, etag: str, r: Rendition | None = None) -> dict[str, str]:
+        """What an output records of its making: source key and ETag, the set's and its own recipe."""
+        meta = {META_SOURCE_KEY: quote(source_key, safe="/"), META_SOURCE_ETAG: etag, META_RECIPE: self.recipe}
+        if r is not None:
+            meta[META_RENDITION_RECIPE] = rendition_recipe(r)
+        return meta
+
+    def is_current(self, info: ObjectInfo | None, r: Rendition, source_etag: str) -> bool:
+        """The output ``info`` was made from this source version with ``r``'s recipe.
+
+        A rendition is judged by its own recipe, so changing one preset re-renders only its
+        renditions. Outputs written before renditions recorded their own recipe are judged by
+        the set's recipe, as they were then.
+        """
+        if info is None or info.metadata.get(META_SOURCE_ETAG) != source_etag:
+            return False
+        own = info.metadata.get(META_RENDITION_RECIPE)
+        if own is not None:
+            return own == rendition_recipe(r)
+        return info.metadata.get(META_RECIPE) == self.recipe
+
+
+_RENDITION_RECIPES: dict[Rendition, str] = {}
+
+
+def rendition_recipe(r: Rendition) -> str:
+    """``r.recipe_hash()``, computed once per rendition (it hashes the watermark's bytes)."""
+    if r not in _RENDITION_RECIPES:
+        _RENDITION_RECIPES[r] = r.recipe_hash()
+    return _RENDITION_RECIPES[r]
 
 
 def is_imgproc_output(info: ObjectInfo) -> bool:
@@ -152,9 +181,7 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
 
     # Idempotency: an output whose metadata names this source ETag and recipe is up to date.
     existing = {r.label: _head_output(output, job.output_key(key, r)) for r in job.renditions}
-    current = {label for label, o in existing.items()
-               if o is not None and o.metadata.get(META_SOURCE_ETAG) == info.etag
-               and o.metadata.get(META_RECIPE) == job.recipe}
+    current = {r.label for r in job.renditions if job.is_current(existing[r.label], r, info.etag)}
     ms["download"] = round(ms["download"] + _ms(t), 2)
     if job.renditions and len(current) == len(job.renditions):
         for r in job.renditions:
@@ -163,6 +190,9 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
                                                          None, None, 0.0, "unchanged"))
         skipped(record, "already processed: outputs carry the same source ETag and recipe")
         return
+    # Only what is missing or stale is rendered: a preset change or a lost output costs
+    # that rendition alone, and nothing is rendered twice for the same recipe.
+    stale = tuple(r for r in job.renditions if r.label not in current)
 
     t = time.perf_counter()
     # Pinned to the ETag and size limit checked above: the object may be replaced since.
@@ -174,7 +204,7 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
 
     # Hand over the only reference: render() drops the encoded bytes once they are
     # decoded, which keeps them out of the peak (the first resize).
-    result = render(data.pop(), job.renditions, job.limits, name=key)
+    result = render(data.pop(), stale, job.limits, name=key)
     src = result.source
     record["source"] = {"bytes": src.bytes, "width": src.width, "height": src.height,
                         "format": src.format, "etag": info.etag}
@@ -188,6 +218,11 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
     failures = {f.rendition.label: f.error for f in result.failures}
     for r in job.renditions:
         out_key = job.output_key(key, r)
+        if r.label in current:
+            o = existing[r.label]
+            record["renditions"].append(_rendition_entry(r, out_key, o.size if o else 0, None, None, 0.0,
+                                                         "unchanged"))
+            continue
         if r.label in failures:  # the others are still written; the record fails below
             entry = _rendition_entry(r, out_key, 0, None, None, 0.0, "failed")
             record["renditions"].append({**entry, "error": error_dict(failures[r.label])})
@@ -195,16 +230,12 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
         out = made[r.label]
         ms["transform"] += out.ms_transform
         ms["encode"] += out.ms_encode
-        upload = 0.0
-        if r.label in current:
-            outcome = "unchanged"
-        else:
-            t = time.perf_counter()
-            output.write(out_key, out.data, r.content_type, metadata, CACHE_CONTROL)
-            upload = _ms(t)
-            ms["upload"] += upload
-            outcome = "written"
-            written.append(out_key)
+        t = time.perf_counter()
+        output.write(out_key, out.data, r.content_type, job.metadata(key, info.etag, r), CACHE_CONTROL)
+        upload = _ms(t)
+        ms["upload"] += upload
+        outcome = "written"
+        written.append(out_key)
         record["bytes_out"] += out.bytes
         record["renditions"].append(_rendition_entry(
             r, out_key, out.bytes, out.width, out.height,

@@ -35,6 +35,9 @@ class Storage(Protocol):
     def write(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None,
               cache_control: str | None = None) -> None: ...
     def keys(self, prefix: str = "") -> Iterator[str]: ...
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing one is not an error."""
+        ...
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -88,6 +91,12 @@ class LocalFolder:
             atomic_write(self._path(key), data)
         except OSError as exc:
             raise StorageError(f"{key}: cannot write ({exc.strerror})") from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{key}: cannot delete ({exc.strerror})") from None
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         for path in sorted(self.root.rglob("*")):
@@ -180,6 +189,12 @@ class S3Bucket:
                 Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                 Metadata=metadata or {}, **extra,
             )
+        except Exception as exc:
+            raise _storage_error(exc, self._where(key)) from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
             raise _storage_error(exc, self._where(key)) from None
 

@@ -89,3 +89,11 @@ def test_s3_metadata_and_content_type_are_stored():
 def test_local_folder_refuses_keys_escaping_the_root(tmp_path):
     with pytest.raises(StorageError, match="outside"):
         LocalFolder(tmp_path).write("../escape.jpg", b"x", "image/jpeg")
+
+
+def test_delete_removes_the_object_and_a_missing_one_is_no_error(store):
+    store.write("gone/x.jpg", b"12345", "image/jpeg")
+    store.write("gone/y.jpg", b"6", "image/jpeg")
+    store.delete("gone/x.jpg")
+    store.delete("gone/never.jpg")
+    assert store.head("gone/x.jpg") is None and list(store.keys("gone/")) == ["gone/y.jpg"]
