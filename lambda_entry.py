@@ -89,6 +89,9 @@ class Runtime:
         except UnknownPreset as exc:
             raise ConfigError(f"IMGPROC_PRESETS: {exc}") from None
         self.rendition_names = tuple(dict.fromkeys(r.name for r in renditions))
+        # Which renditions each preset makes (`imgproc reprocess --preset` asks through describe).
+        self.preset_labels = {name: tuple(r.label for r in config.select([name]))
+                              for name in settings.presets or tuple(config.presets)}
         check_loop(settings, self.rendition_names)
         self.job = Job.create(renditions, settings.limits(config.limits), settings.output_prefix)
         self.config_source = config.source
@@ -373,6 +376,7 @@ def describe(runtime: Runtime) -> dict[str, Any]:
     return {
         "recipe": job.recipe, "output_bucket": s.output_bucket, "output_prefix": s.output_prefix,
         "input_bucket": s.input_bucket, "input_prefix": s.input_prefix, "on_delete": s.on_delete,
+        "presets": {name: list(labels) for name, labels in runtime.preset_labels.items()},
         "renditions": [{"name": r.name, "format": r.format, "label": r.label, "recipe": rendition_recipe(r),
                         "output_key_example": job.output_key("a/b.jpg", r)} for r in job.renditions],
     }
