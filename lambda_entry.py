@@ -21,11 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from core.errors import ConfigError, ImgprocError, UnknownPreset
 from core.events import Delivery, Message, S3Record
 from core.settings import HandlerSettings, check_loop, parse_settings
+
+if TYPE_CHECKING:
+    from core.batchops import BatchEvent
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 NAMESPACE = "imgproc"
@@ -340,7 +343,7 @@ def _process_message(message: Message, result: Invocation, runtime: Runtime, con
         result.records.append(line)
 
 
-def process_batch(batch: Any, context: Any, runtime: Runtime,
+def process_batch(batch: BatchEvent, context: Any, runtime: Runtime,
                   emit: Callable[[Mapping[str, Any]], None] = print_line) -> dict[str, Any]:
     """An S3 Batch Operations invocation: each task is one source, answered with its result code."""
     from core.batchops import PERMANENT_FAILURE, TaskResult, result_for
@@ -351,7 +354,7 @@ def process_batch(batch: Any, context: Any, runtime: Runtime,
     results = []
     for task in batch.tasks:
         if problem or task.problem:
-            results.append(TaskResult(task.task_id, PERMANENT_FAILURE, problem or task.problem))
+            results.append(TaskResult(task.task_id, PERMANENT_FAILURE, problem or task.problem or ""))
             continue
         rec = S3Record("ObjectCreated:BatchOperations", task.bucket, task.key, task.key, version_id=task.version_id)
         line = log_record({**_record_in_time(rec, runtime, context), "route": "batchops",

@@ -21,8 +21,9 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import unquote_plus
 
 SUCCEEDED, TEMPORARY_FAILURE, PERMANENT_FAILURE = "Succeeded", "TemporaryFailure", "PermanentFailure"
@@ -63,14 +64,15 @@ class BatchEvent:
         return isinstance(event, Mapping) and "invocationSchemaVersion" in event and "tasks" in event
 
     @classmethod
-    def parse(cls, event: Any) -> "BatchEvent | None":
+    def parse(cls, event: Any) -> BatchEvent | None:
         """None when the event is not a Batch Operations invocation; a task that cannot be read
         carries a ``problem`` (it is answered PermanentFailure, the others are processed)."""
         if not cls.looks_like(event):
             return None
         job = event.get("job") if isinstance(event.get("job"), Mapping) else {}
         tasks = event.get("tasks") if isinstance(event.get("tasks"), list) else []
-        args = job.get("userArguments") if isinstance(job.get("userArguments"), Mapping) else {}
+        raw_args = job.get("userArguments")
+        args: Mapping[str, Any] = raw_args if isinstance(raw_args, Mapping) else {}
         return cls(
             schema_version=str(event.get("invocationSchemaVersion")),
             invocation_id=str(event.get("invocationId", "")),

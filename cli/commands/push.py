@@ -19,8 +19,15 @@ from rich.console import Console
 from cli.commands.options import ConfigOpt, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt, StackOpt
 from cli.console import ExitCode, err_console, human_bytes
 from cli.deploy.context import resolve
-from cli.deploy.uploads import (IMAGE_TYPES, collect, failure_reader, read_target, upload_all, wait_for,
-                                without_renditions)
+from cli.deploy.uploads import (
+    IMAGE_TYPES,
+    collect,
+    failure_reader,
+    read_target,
+    upload_all,
+    wait_for,
+    without_renditions,
+)
 from cli.errors import fail
 
 

@@ -171,7 +171,7 @@ def without_renditions(s3, t: Target, config: Any, uploads: list[Upload], jobs: 
         return not all(_is_current(s3, t.output_bucket, key, up) for key in expected_keys(t, config, up))
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return [u for u, missing in zip(uploads, pool.map(lacking, uploads)) if missing]
+        return [u for u, missing in zip(uploads, pool.map(lacking, uploads), strict=True) if missing]
 
 
 def failure_reader(logs_client, log_group: str, since: float) -> Callable[[], dict[str, str]]:

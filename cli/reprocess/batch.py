@@ -133,7 +133,9 @@ def _failed_rows(s3: Any, bucket: str, prefix: str) -> list[tuple[str, str]]:
     """(key, result message) of every failed task in the completion report (its manifest.json lists the CSVs)."""
     try:
         manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}manifest.json")["Body"].read())
-    except (AWS_ERRORS + (ValueError,)):
+    except AWS_ERRORS:
+        return []  # no report (yet), or not readable
+    except ValueError:
         return []
     rows = []
     for result in manifest.get("Results", []):

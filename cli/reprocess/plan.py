@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cli.aws.errors import AWS_ERRORS, aws_error, error_code
@@ -254,7 +254,8 @@ def classify(s3: Any, d: Deployed, sources: list[Source], renditions: tuple[Depl
 def read_failures(logs: Any, log_group: str, since_s: float) -> dict[str, tuple[float, str]]:
     """{source key: (time, "ErrorType: message")} of the function's last failure for each key,
     from its log group (the JSON lines it writes); {} when the log group cannot be read."""
-    from cli.logs.render import IMAGE, classify as classify_line
+    from cli.logs.render import IMAGE
+    from cli.logs.render import classify as classify_line
     from cli.logs.source import Fetcher
     from core.errors import ImgprocError
 
@@ -262,7 +263,9 @@ def read_failures(logs: Any, log_group: str, since_s: float) -> dict[str, tuple[
         return {}
     try:
         events = Fetcher(logs, log_group, filter_pattern='"failed"').fetch(int(since_s * 1000))
-    except (ImgprocError, *AWS_ERRORS):
+    except ImgprocError:
+        return {}  # no log group yet (nothing ran), or logs unreadable: nothing is "failed before"
+    except AWS_ERRORS:
         return {}
     found: dict[str, tuple[float, str]] = {}
     for line in map(classify_line, events):
@@ -289,7 +292,6 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
     except ValueError:
         raise UsageError(f"--since {text!r}: use a date (2026-11-01), an ISO time or a duration (90m, 12h, 7d)") from None
     if moment.tzinfo is None:
-        from datetime import timezone
 
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

@@ -4,7 +4,7 @@ reads, Ctrl-C while sending, the Batch Operations manifest, --since."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -12,8 +12,19 @@ from rich.console import Console
 
 from cli.errors import UsageError
 from cli.reprocess.batch import manifest_csv
-from cli.reprocess.plan import (CURRENT, FAILED, MISSING, STALE, Deployed, DeployedRendition, Plan, Source, classify,
-                                list_sources, parse_since)
+from cli.reprocess.plan import (
+    CURRENT,
+    FAILED,
+    MISSING,
+    STALE,
+    Deployed,
+    DeployedRendition,
+    Plan,
+    Source,
+    classify,
+    list_sources,
+    parse_since,
+)
 from cli.reprocess.send import send_to_queue
 from core.events import Delivery
 
@@ -151,11 +162,11 @@ def test_the_manifest_lists_bucket_and_url_encoded_key():
 
 
 def test_since_takes_a_date_an_iso_time_or_a_duration():
-    now = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc).timestamp()
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).timestamp()
     assert parse_since("90m", now) == now - 5400
     assert parse_since("7d", now) == now - 7 * 86400
-    assert parse_since("2026-11-01", now) == datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()
-    assert parse_since("2026-11-01T10:00:00Z", now) == datetime(2026, 11, 1, 10, tzinfo=timezone.utc).timestamp()
+    assert parse_since("2026-11-01", now) == datetime(2026, 11, 1, tzinfo=UTC).timestamp()
+    assert parse_since("2026-11-01T10:00:00Z", now) == datetime(2026, 11, 1, 10, tzinfo=UTC).timestamp()
     with pytest.raises(UsageError, match="--since 'yesterday'"):
         parse_since("yesterday", now)
 

@@ -14,7 +14,8 @@ PRESETS = ("thumb", "web")
 
 def lint(doc: dict) -> list[str]:
     """cfn-lint errors and warnings (informational rules ignored)."""
-    from cfnlint.api import ManualArgs, lint as cfn_lint
+    from cfnlint.api import ManualArgs
+    from cfnlint.api import lint as cfn_lint
 
     matches = cfn_lint(render(doc), config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
     return [f"{m.rule.id} {m.message}" for m in matches if not m.rule.id.startswith("I")]
@@ -65,5 +66,5 @@ def test_deletes_reach_the_function_and_it_may_remove_renditions_only_when_asked
 def test_on_delete_accepts_keep_or_remove():
     from core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="deploy.on_delete: 'purge': choose keep or remove"):
+    with pytest.raises(ConfigError, match=r"deploy\.on_delete: .purge.: choose keep or remove"):
         DeploySettings.from_table({"on_delete": "purge"})

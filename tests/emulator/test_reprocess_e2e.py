@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pytest
 from PIL import Image
+from reprocess_scenario import LocalUp, deploy, output_heads, report_rows, upload_without_trigger, wait_until_current
 
 from cli.emulator.runner import find_runtime_python
-from reprocess_scenario import (LocalUp, deploy, output_heads, report_rows, upload_without_trigger,
-                                wait_until_current)
 
 pytestmark = pytest.mark.slow
 COUNT = 24

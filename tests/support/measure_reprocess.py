@@ -23,8 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reprocess_scenario import (LocalUp, deploy, output_heads, report_rows,  # noqa: E402
-                                upload_without_trigger, wait_until_current)
+from reprocess_scenario import LocalUp, deploy, output_heads, report_rows, upload_without_trigger, wait_until_current
 
 
 def main() -> int:
@@ -43,7 +42,7 @@ def main() -> int:
         numbers["first_run"] = {"counts": first["plan"]["counts"], "plan_s": first["plan"]["seconds"],
                                 "sent": first["sent"]["sent"], "how": first["sent"]["how"],
                                 "send_s": first["sent"]["seconds"], "failed": len(first["sent"]["failed"])}
-        plan, waited = wait_until_current(local, args.count, timeout=1800)
+        plan, _waited = wait_until_current(local, args.count, timeout=1800)
         numbers["first_run"]["all_current_after_s"] = round(time.monotonic() - t, 1)
         numbers["first_run"]["current"] = plan["counts"]["current"]
         numbers["first_run"]["rate_per_s"] = round(args.count / (time.monotonic() - t), 1)
