@@ -69,3 +69,15 @@ def test_batch_operations_job_renders_every_task_and_reports_success(local):
     assert local.json("reprocess", "--dry-run")["plan"]["counts"]["current"] == len(keys)
     status = local.run("reprocess", "--status", job["job_id"]).stdout
     assert "Complete, 12/12 tasks done (12 succeeded, 0 failed)" in status
+
+
+def test_in_queue_mode_reprocess_sends_through_the_stacks_queue(local):
+    deploy(local, thumb=100, deploy_table='trigger = "queue"\nbatch_window = 0')
+    upload_without_trigger(local, 6, "q/")
+
+    sent = local.json("reprocess", "--yes")
+
+    assert sent["sent"]["how"] == "queue" and sent["sent"]["sent"] == 6 and not sent["sent"]["failed"]
+    plan, _ = wait_until_current(local, 6, timeout=120)
+    assert plan["counts"]["current"] == 6
+    assert local.json("reprocess", "--yes")["plan"]["to_send"] == 0

@@ -85,8 +85,10 @@ class LocalUp:
         return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
 
 
-def deploy(local: LocalUp, thumb: int) -> None:
-    (local.home / "imgproc.toml").write_text(PRESETS.format(thumb=thumb))
+def deploy(local: LocalUp, thumb: int, deploy_table: str = "") -> None:
+    """Write imgproc.toml (the presets, and ``[deploy]`` settings such as 'trigger = "queue"') and deploy."""
+    table = f"[deploy]\n{deploy_table}\n" if deploy_table else ""
+    (local.home / "imgproc.toml").write_text(table + PRESETS.format(thumb=thumb))
     local.run("deploy", "--yes", timeout=300)
     time.sleep(1)  # an event sent right as a function update turns Active can be lost (EMULATORS.md)
 
