@@ -6,7 +6,11 @@ Operations path ends with a completion report where every task succeeded.
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
+from imaging import encode, photo
 from PIL import Image
 from reprocess_scenario import LocalUp, deploy, output_heads, report_rows, upload_without_trigger, wait_until_current
 
@@ -81,3 +85,50 @@ def test_in_queue_mode_reprocess_sends_through_the_stacks_queue(local):
     plan, _ = wait_until_current(local, 6, timeout=120)
     assert plan["counts"]["current"] == 6
     assert local.json("reprocess", "--yes")["plan"]["to_send"] == 0
+
+
+def made_from(s3, bucket: str, stem: str) -> dict[str, str]:
+    """{output key: the source key its metadata names} for a stem's three renditions that exist."""
+    found = {}
+    for key in (f"thumb/{stem}.jpg", f"web/{stem}.jpg", f"web/{stem}.webp"):
+        try:
+            found[key] = s3.head_object(Bucket=bucket, Key=key)["Metadata"]["imgproc-source-key"]
+        except s3.exceptions.ClientError:
+            pass
+    return found
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.5)
+
+
+def test_with_on_delete_remove_deleting_a_source_removes_its_renditions_and_never_anothers(local):
+    deploy(local, thumb=100, deploy_table='on_delete = "remove"')
+    local.run("status", timeout=60)  # the wiring (ObjectCreated and ObjectRemoved) is as the template says
+    out = local.outputs()
+    s3, src, dst = local.client("s3"), out["InputBucketName"], out["OutputBucketName"]
+    # d/a.jpg and d/a.png make the same three output keys: the later upload's renditions replace the other's.
+    for key, fmt in (("d/a.jpg", "JPEG"), ("d/a.png", "PNG"), ("d/b.jpg", "JPEG")):
+        s3.put_object(Bucket=src, Key=key, Body=encode(photo(480, 360, seed=len(key) + len(fmt)), fmt))
+        stem = key.rpartition(".")[0]
+        expected = dict.fromkeys((f"thumb/{stem}.jpg", f"web/{stem}.jpg", f"web/{stem}.webp"), key)
+        wait_for(lambda stem=stem, expected=expected: made_from(s3, dst, stem) == expected, 90, f"renditions of {key}")
+
+    s3.delete_object(Bucket=src, Key="d/b.jpg")
+    s3.delete_object(Bucket=src, Key="d/a.jpg")  # its outputs were replaced by d/a.png's
+
+    wait_for(lambda: made_from(s3, dst, "d/b") == {}, 60, "d/b.jpg's renditions removed")
+    logs = local.client("logs")
+
+    def removal_lines() -> dict[str, dict]:
+        events = logs.filter_log_events(logGroupName=out["LogGroupName"], filterPattern='"removed"')["events"]
+        lines = [json.loads(e["message"]) for e in events if e["message"].startswith("{")]
+        return {line["key"]: line for line in lines if line.get("event") == "removed"}
+
+    wait_for(lambda: "d/a.jpg" in removal_lines(), 60, "the d/a.jpg delete event handled")
+    line = removal_lines()["d/a.jpg"]
+    assert line["outcome"] == "skipped" and {r["outcome"] for r in line["renditions"]} == {"kept"}
+    assert made_from(s3, dst, "d/a") == dict.fromkeys(("thumb/d/a.jpg", "web/d/a.jpg", "web/d/a.webp"), "d/a.png")
