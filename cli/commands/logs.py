@@ -126,15 +126,36 @@ def stats(
     window = Window.parse(since, until, NOW())
     fetcher = _fetcher(stack, log_group, None, config, endpoint_url, profile, region, localstack)
     figures = Stats.from_lines(classify(e) for e in fetcher.fetch(window.start_ms, window.end_ms))
+    queues = {} if log_group else _queue_depths(stack, config, endpoint_url, profile, region, localstack)
     if as_json:
         _write_line(json.dumps(
-            dict(figures.to_json(), log_group=fetcher.log_group,
+            dict(figures.to_json(), log_group=fetcher.log_group, queues=queues,
                  since=iso(window.start_ms), until=iso(window.end_ms) if window.end_ms else None),
         ))
         return
     from rich.console import Console
 
-    render_stats(figures, Console(highlight=False), f"{fetcher.log_group} {_window_text(window)}")
+    console = Console(highlight=False)
+    render_stats(figures, console, f"{fetcher.log_group} {_window_text(window)}")
+    if queues:  # now, not over the window: what is still waiting or failed every retry
+        console.print("queues now: " + ", ".join(
+            f"{label} [{'red' if n and label != 'upload queue' else 'green'}]{n}[/]" for label, n in queues.items()))
+
+
+def _queue_depths(stack: str | None, config: Path | None, endpoint_url: str | None, profile: str | None,
+                  region: str | None, localstack: bool) -> dict[str, int]:
+    """Depth of the stack's failure, upload and dead-letter queues ({} when the stack cannot be read)."""
+    from cli.deploy.changeset import describe_stack, stack_outputs
+    from cli.deploy.trigger_wiring import queue_depths
+    from cli.errors import DeployError
+
+    ctx = resolve(config, stack, None, endpoint_url, profile, region, localstack)
+    ctx.region()
+    try:
+        found = describe_stack(ctx.target.client("cloudformation"), ctx.settings.stack_name)
+    except DeployError:
+        return {}
+    return queue_depths(ctx.target, stack_outputs(found)) if found else {}
 
 
 # --- building ---------------------------------------------------------------------

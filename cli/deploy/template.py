@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cli.deploy import triggers
+from cli.deploy import alarms, triggers
 from cli.deploy.settings import DeploySettings
 
 RUNTIME = "python3.12"
@@ -235,7 +235,7 @@ from cli.deploy.template_reprocess import batch_operations_resources  # noqa: E4
 Group = Callable[[DeploySettings, tuple[str, ...]], Doc]
 # One entry per resource group; the API adds `api_resources` here.
 GROUPS: list[Group] = [storage_resources, failure_resources, function_resources, triggers.trigger_resources,
-                       batch_operations_resources]
+                       alarms.alarm_resources, batch_operations_resources]
 
 
 def _merge(doc: Doc, part: Doc) -> None:

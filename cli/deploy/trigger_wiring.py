@@ -28,19 +28,37 @@ def trigger_mode(d: Deployed) -> str:
     return "notification"
 
 
-def trigger_arns(target: Any, outputs: dict[str, str]) -> dict[str, str]:
-    """ARNs of the trigger's resources, for resolving Fn::GetAtt in the deployed template."""
+def trigger_arns(target: Any, outputs: dict[str, str], resources: dict[str, str] | None = None,
+                 stack_id: str = "") -> dict[str, str]:
+    """ARNs of the trigger's resources, for resolving Fn::GetAtt in the deployed template.
+
+    From the outputs, else from the physical ids (moto's stack updates add resources but not
+    their outputs): a queue's physical id is its URL, a rule's its name.
+    """
+    resources = resources or {}
     arns: dict[str, str] = {}
     for logical, output in QUEUE_OUTPUTS.items():
-        if outputs.get(output):
+        url = outputs.get(output) or resources.get(logical, "")
+        if url.startswith("http"):
             try:
                 arns[logical] = target.client("sqs").get_queue_attributes(
-                    QueueUrl=outputs[output], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                    QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             except AWS_ERRORS:
                 pass
-    if outputs.get("UploadRuleArn"):
-        arns["UploadRule"] = outputs["UploadRuleArn"]
+    rule = outputs.get("UploadRuleArn")
+    if not rule and resources.get("UploadRule") and stack_id.count(":") >= 5:
+        _, partition, _, region, account, _ = stack_id.split(":", 5)
+        rule = f"arn:{partition}:events:{region}:{account}:rule/{resources['UploadRule']}"
+    if rule:
+        arns["UploadRule"] = rule
     return arns
+
+
+def _queue_url(d: Deployed, logical: str) -> str:
+    url = d.outputs.get(QUEUE_OUTPUTS[logical], "")
+    if not url and d.resolve is not None:
+        url = str(d.resolve.refs.get(logical, ""))
+    return url if url.startswith("http") else ""
 
 
 def _props(d: Deployed, logical: str) -> dict:
@@ -185,7 +203,7 @@ def check_event_source(lam: Any, d: Deployed, function_name: str) -> Check:
 
 
 def check_queue_depth(target: Any, d: Deployed, logical: str, label: str) -> Check:
-    url = d.outputs.get(QUEUE_OUTPUTS[logical], "")
+    url = _queue_url(d, logical)
     if not url:
         return Check(label, True, "none in this stack")
     try:
@@ -198,8 +216,8 @@ def check_queue_depth(target: Any, d: Deployed, logical: str, label: str) -> Che
     if depth == 0:
         return Check(label, True, f"{name}: empty")
     return Check(label, False, f"{name}: {depth} S3 event{'s' if depth != 1 else ''} that failed every retry",
-                 f"see why with `imgproc logs --errors`, then fix and send them again (`aws sqs "
-                 f"start-message-move-task`, or re-upload the images)")
+                 "see why with `imgproc logs --errors`, then fix and send them again (`aws sqs "
+                 "start-message-move-task`, or re-upload the images)")
 
 
 # --- eventbridge mode -----------------------------------------------------------------------------
@@ -224,7 +242,7 @@ def check_eventbridge_enabled(s3: Any, bucket: str) -> Check:
 
 def check_rule(events: Any, d: Deployed, fn_arn: str) -> Check:
     props = _props(d, "UploadRule")
-    arn = d.outputs.get("UploadRuleArn", "")
+    arn = d.outputs.get("UploadRuleArn", "") or (d.resolve.arns.get("UploadRule", "") if d.resolve else "")
     name = arn.rsplit("/", 1)[-1]
     pattern = _resolved(d, props.get("EventPattern"))
     if not name or pattern is None:
@@ -244,3 +262,23 @@ def check_rule(events: Any, d: Deployed, fn_arn: str) -> Check:
 
     problem = "disabled" if rule.get("State") == "DISABLED" else "missing" if not rule else "does not target the function"
     return Check("eventbridge rule", False, f"{name}: {problem}", "run `imgproc status --repair`", repair)
+
+
+QUEUE_LABELS = {"DeadLetterQueueUrl": "failure queue", "UploadQueueUrl": "upload queue",
+                "UploadDeadLetterQueueUrl": "dead-letter queue"}
+
+
+def queue_depths(target: Any, outputs: dict[str, str]) -> dict[str, int]:
+    """Messages waiting or in flight in each of the stack's queues, by label (`imgproc stats`)."""
+    depths = {}
+    for output, label in QUEUE_LABELS.items():
+        if not outputs.get(output):
+            continue
+        try:
+            attrs = target.client("sqs").get_queue_attributes(QueueUrl=outputs[output], AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        except AWS_ERRORS:
+            continue  # stats is about the logs: a queue it cannot read is left out
+        depths[label] = int(attrs.get("ApproximateNumberOfMessages", 0)) + int(
+            attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+    return depths

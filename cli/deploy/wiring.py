@@ -111,7 +111,8 @@ def load_deployed(target, stack_name: str) -> Deployed | None:
             pass
     from cli.deploy.trigger_wiring import trigger_arns
 
-    arns.update({k: v for k, v in trigger_arns(target, outputs).items() if k not in arns})
+    arns.update({k: v for k, v in trigger_arns(target, outputs, resources, stack["StackId"]).items()
+                 if k not in arns})
     d.resolve = Resolver(stack, resources, arns)
     return d
 
@@ -152,6 +153,9 @@ def wiring_checks(target, d: Deployed) -> list[Check]:
     checks.extend(trigger_checks(target, d, in_bucket))  # per trigger: permission, queue, rule, DLQ depth
     if trigger_mode(d) == "notification":
         checks.append(_check_notification(s3, d, in_bucket, fn_arn))
+    from cli.deploy.alarms import check_alarms
+
+    checks.append(check_alarms(target, name))
     checks.append(_check_lifecycle(s3, d, out_bucket))
     checks.append(_check_destination(lam, d, fn["FunctionName"]))
     endpoint = (getattr(target, "endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL_S3")

@@ -45,6 +45,7 @@ from typing import Any
 from cli.emulator.batchops import BatchOperations
 from cli.emulator.dispatcher import Dispatcher
 from cli.emulator.guard import LocalOnly
+from cli.emulator.queues import EventRoutes
 from cli.emulator.settings import (
     DEFAULT_PORT,
     DEFAULT_STATE_DIR,
@@ -69,6 +70,7 @@ class Emulator:
         self.server: GuardedMotoServer | None = None
         self.dispatcher: Dispatcher | None = None
         self.batch_operations: BatchOperations | None = None
+        self.routes: EventRoutes | None = None
 
     @property
     def endpoint(self) -> str:
@@ -94,6 +96,8 @@ class Emulator:
             return self.batch_operations
 
         self.server.wrap(batch_operations)  # moto has no S3 Batch Operations jobs
+        # SQS event source mappings and EventBridge rules -> the function (queue, eventbridge triggers)
+        self.routes = EventRoutes(self.dispatcher, self.concurrency, say=self.say).install()
         return self.endpoint
 
     def stop(self) -> None:
@@ -101,6 +105,9 @@ class Emulator:
         started = self.server is not None
         if self.batch_operations is not None:
             self.batch_operations.drain(10.0)
+        if self.routes is not None:  # pollers first: they need the server and the dispatcher
+            self.routes.uninstall()
+            self.routes = None
         if self.dispatcher is not None:
             self.dispatcher.drain(10.0)
         if self.server is not None:

@@ -28,7 +28,8 @@ def test_deploy_creates_every_resource_then_noop_then_updates_only_what_changed(
     body = json.loads(body) if isinstance(body, str) else body
     assert set(body["Resources"]) == {"InputBucket", "InputBucketPolicy", "OutputBucket", "OutputBucketPolicy",
                                       "FailureQueue", "FunctionRole", "LogGroup", "Function", "InvokeConfig",
-                                      "InvokePermission"}
+                                      "InvokePermission", "AlarmTopic", "FunctionErrorsAlarm", "FunctionThrottlesAlarm",
+                                      "FunctionDurationAlarm", "FailureQueueAlarm"}
     # moto creates these (bucket policies and EventInvokeConfig are template-only there: see status --repair)
     assert {"InputBucket", "OutputBucket", "FailureQueue", "FunctionRole", "LogGroup", "Function",
             "InvokePermission"} <= set(stack_resources())

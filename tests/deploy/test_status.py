@@ -50,7 +50,7 @@ def test_status_finds_and_repair_fixes_the_missing_notification_and_lifecycle(mo
     after = checks(ok(imgproc("status", "--json", cwd=tmp_path)))
     assert all(c["ok"] for c in after.values()), after
     assert set(after) == {"stack", "outputs", "function", "trigger", "invoke permission", "notification",
-                          "failure queue", "lifecycle rule", "failure destination", "input bucket private",
+                          "failure queue", "alarms", "lifecycle rule", "failure destination", "input bucket private",
                           "output bucket private"}
 
     # Someone points the bucket at another function: found, and repaired without dropping theirs.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers_deploy import IN_BUCKET, client, deploy, imgproc, ok, write_config
 
 pytestmark = pytest.mark.slow
@@ -50,7 +49,7 @@ def test_queue_mode_status_checks_queue_mapping_and_dead_letter_depth(moto_serve
     status = json.loads(ok(imgproc("status", "--repair", "--json", cwd=tmp_path)).stdout)
     by_name = {c["name"]: c for c in status["checks"]}
     assert by_name["trigger"]["detail"] == "queue"
-    assert by_name["event source mapping"]["ok"], by_name
+    assert by_name["event source mapping"]["ok"], by_name["event source mapping"]
     assert "batches of 5" in by_name["event source mapping"]["detail"]
     assert by_name["notification"]["ok"] and "queue" in by_name["notification"]["detail"]
     assert by_name["dead-letter queue"]["ok"] and "invoke permission" not in by_name
@@ -121,3 +120,44 @@ def test_eventbridge_bucket_check_finds_and_repairs_a_bucket_that_does_not_send_
         broken.repair()  # keeps the owner's queue configuration
         fixed = check_eventbridge_enabled(s3, "in")
         assert fixed.ok and fixed.detail == "in: events -> EventBridge"
+
+
+def test_status_lists_the_stacks_alarms_in_alarm_state(moto_server, tmp_path):
+    write_config(tmp_path, 'trigger = "queue"\n')
+    deploy(tmp_path)
+    ok(imgproc("status", "--repair", cwd=tmp_path))
+    cloudwatch = client("cloudwatch")
+    assert checks(ok(imgproc("status", "--json", cwd=tmp_path)))["alarms"]["detail"] == "none in ALARM"
+    # moto's CloudFormation does not create AWS::CloudWatch::Alarm: make one named as CloudFormation would
+    errors = "imgproc-FunctionErrorsAlarm-1A2B3C4D5E6F"
+    cloudwatch.put_metric_alarm(AlarmName=errors, Namespace="AWS/Lambda", MetricName="Errors", Statistic="Sum",
+                                Period=300, EvaluationPeriods=1, Threshold=1,
+                                ComparisonOperator="GreaterThanOrEqualToThreshold")
+    cloudwatch.put_metric_alarm(AlarmName="other-stack-Alarm", Namespace="AWS/Lambda", MetricName="Errors",
+                                Statistic="Sum", Period=300, EvaluationPeriods=1, Threshold=1,
+                                ComparisonOperator="GreaterThanOrEqualToThreshold")
+    cloudwatch.set_alarm_state(AlarmName="other-stack-Alarm", StateValue="ALARM", StateReason="not ours")
+    cloudwatch.set_alarm_state(AlarmName=errors, StateValue="ALARM", StateReason="test")
+
+    proc = imgproc("status", "--json", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert checks(proc)["alarms"] == {"name": "alarms", "ok": False, "detail": f"in ALARM: {errors}",
+                                      "fix": checks(proc)["alarms"]["fix"]}
+
+
+def test_switching_trigger_is_an_ordinary_update_and_status_follows(moto_server, tmp_path):
+    write_config(tmp_path)
+    deploy(tmp_path)
+    switched = deploy(tmp_path, "--trigger", "queue")
+    assert "UPDATE_COMPLETE" in switched.stdout
+    assert "Remove" in switched.stdout and "InvokePermission" in switched.stdout  # S3 no longer invokes
+    status = json.loads(imgproc("status", "--repair", "--json", cwd=tmp_path).stdout)
+    by_name = {c["name"]: c for c in status["checks"]}
+    assert by_name["trigger"]["detail"] == "queue" and by_name["event source mapping"]["ok"], by_name
+    assert by_name["dead-letter queue"]["detail"].endswith(": empty")  # found without its output (moto)
+
+    back = deploy(tmp_path, "--trigger", "notification")
+    assert "UPDATE_COMPLETE" in back.stdout
+    again = checks(imgproc("status", "--repair", "--json", cwd=tmp_path))
+    assert again["trigger"]["detail"] == "notification" and again["invoke permission"]["ok"]
+    assert "event source mapping" not in again

@@ -7,16 +7,16 @@ import json
 import pytest
 
 from cli.deploy.settings import DeploySettings
-from cli.deploy.template import template
+from cli.deploy.template import render, template
 from core.errors import ConfigError
-from cli.deploy.template import render
 
 PRESETS = ("thumb", "web")
 
 
 def lint(doc: dict, fmt: str = "json") -> list[str]:
     """cfn-lint errors and warnings (informational rules ignored), as tests/deploy/test_template.py runs it."""
-    from cfnlint.api import ManualArgs, lint as cfn_lint
+    from cfnlint.api import ManualArgs
+    from cfnlint.api import lint as cfn_lint
 
     matches = cfn_lint(render(doc, fmt), config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
     return [f"{m.rule.id} {m.message} ({m.path})" for m in matches if not m.rule.id.startswith("I")]
@@ -33,8 +33,9 @@ EVENTBRIDGE = DeploySettings().replace(trigger="eventbridge")
     EVENTBRIDGE.replace(input_prefix="uploads/", suffixes=(".jpg", ".png")),
     EVENTBRIDGE.replace(input_prefix="uploads/", input_bucket="my-in"),
     EVENTBRIDGE.replace(suffixes=(".webp",)),
+    QUEUE.replace(alarm_email="ops@example.com"),
 ], ids=["queue", "queue-everything-set", "eventbridge", "eventbridge-prefix-suffixes", "eventbridge-prefix",
-        "eventbridge-suffix"])
+        "eventbridge-suffix", "queue-alarm-email"])
 @pytest.mark.parametrize("fmt", ["json", "yaml"])
 def test_every_trigger_is_cfn_lint_clean(settings, fmt):
     assert lint(template(settings, PRESETS, code=("artifacts", "k.zip")), fmt) == []
@@ -132,3 +133,23 @@ def test_trigger_defaults():
     s = DeploySettings.from_table({})
     assert (s.trigger, s.batch_size, s.batch_window, s.max_concurrency, s.max_receive_count) == (
         "notification", 10, 5, 10, 5)
+
+
+def test_alarms_go_to_one_topic_with_queue_alarms_in_queue_mode_and_an_optional_email():
+    def alarms(doc):
+        return {k: v["Properties"] for k, v in doc["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+
+    plain = template(DeploySettings().replace(timeout=100), PRESETS)
+    assert set(alarms(plain)) == {"FunctionErrorsAlarm", "FunctionThrottlesAlarm", "FunctionDurationAlarm",
+                                  "FailureQueueAlarm"}
+    assert all(a["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms(plain).values())
+    assert alarms(plain)["FunctionDurationAlarm"]["Threshold"] == 80_000  # 80% of 100 s, in ms
+    assert not [r for r in plain["Resources"].values() if r["Type"] == "AWS::SNS::Subscription"]
+
+    queued = template(QUEUE.replace(alarm_email="ops@example.com"), PRESETS)
+    qa = alarms(queued)
+    assert qa["DeadLetterQueueAlarm"]["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["UploadDeadLetterQueue", "QueueName"]}}]
+    assert (qa["QueueAgeAlarm"]["MetricName"], qa["QueueAgeAlarm"]["Threshold"]) == ("ApproximateAgeOfOldestMessage", 900)
+    assert queued["Resources"]["AlarmEmail"]["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"}, "Protocol": "email", "Endpoint": "ops@example.com"}
