@@ -553,6 +553,9 @@ class _Keep:
         self.inner.write(key, data, content_type, metadata, cache_control, expect=expect)
         self.data = data
 
+    def delete(self, key):
+        self.inner.delete(key)
+
 
 def _render(state: _State, rendition: Rendition, key: str, output: Storage, log: dict[str, Any]) -> bytes:
     """Render and store one rendition with the S3 handler's engine; map failures to HTTP answers."""

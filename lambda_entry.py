@@ -30,6 +30,7 @@ from core.events import Delivery, Message, S3Record
 from core.settings import HandlerSettings, check_loop, parse_settings
 
 if TYPE_CHECKING:  # imported where used at run time, to keep the cold start light
+    from core.batchops import BatchEvent
     from core.jobs import Label
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -94,6 +95,9 @@ class Runtime:
         except UnknownPreset as exc:
             raise ConfigError(f"IMGPROC_PRESETS: {exc}") from None
         self.rendition_names = tuple(dict.fromkeys(r.name for r in renditions))
+        # Which renditions each preset makes (`imgproc reprocess --preset` asks through describe).
+        self.preset_labels = {name: tuple(r.label for r in config.select([name]))
+                              for name in settings.presets or tuple(config.presets)}
         check_loop(settings, self.rendition_names)
         self.job = Job.create(renditions, settings.limits(config.limits), settings.output_prefix,
                               naming=config.naming)
@@ -224,12 +228,18 @@ def _handle_record(rec: S3Record, runtime: Runtime) -> dict[str, Any]:
     record = new_record(rec.bucket, rec.key)
     if rec.problem:
         return skipped(record, rec.problem, "WARNING")
-    if not rec.is_created:
+    removing = rec.is_removed and settings.on_delete == "remove"
+    if not rec.is_created and not removing:
         return skipped(record, f"{rec.event_name or 'unnamed'} events are ignored")
     if not settings.in_scope(rec.bucket, rec.key):
         return skipped(record, f"outside IMGPROC_INPUT_PREFIX {settings.input_prefix!r}", "WARNING")
     if settings.is_output_key(rec.bucket, rec.key, runtime.rendition_names):
         return skipped(record, "key is inside an output prefix (loop guard)", "WARNING")
+    if removing:
+        from core.removal import remove_renditions
+
+        return remove_renditions(runtime.bucket(rec.bucket), rec.key, runtime.bucket(settings.output_bucket),
+                                 runtime.job, bucket=rec.bucket)
     try:
         return process_object(runtime.bucket(rec.bucket), rec.key, runtime.bucket(settings.output_bucket),
                               runtime.job, bucket=rec.bucket, labeler=runtime.labeler())
@@ -337,6 +347,48 @@ def _process_message(message: Message, result: Invocation, runtime: Runtime, con
         result.records.append(line)
 
 
+def process_batch(batch: BatchEvent, context: Any, runtime: Runtime,
+                  emit: Callable[[Mapping[str, Any]], None] = print_line) -> dict[str, Any]:
+    """An S3 Batch Operations invocation: each task is one source, answered with its result code."""
+    from core.batchops import PERMANENT_FAILURE, TaskResult, result_for
+
+    request_id = getattr(context, "aws_request_id", "") or "local"
+    function_name = getattr(context, "function_name", "") or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "imgproc-local")
+    problem = batch.problem
+    results = []
+    for task in batch.tasks:
+        if problem or task.problem:
+            results.append(TaskResult(task.task_id, PERMANENT_FAILURE, problem or task.problem or ""))
+            continue
+        rec = S3Record("ObjectCreated:BatchOperations", task.bucket, task.key, task.key, version_id=task.version_id)
+        line = log_record({**_record_in_time(rec, runtime, context), "route": "batchops",
+                           "job_id": batch.job_id, "task_id": task.task_id}, request_id)
+        emit(line)
+        emit(emf_line(line, function_name))
+        results.append(TaskResult(task.task_id, *result_for(line)))
+    if problem:
+        _unrecognised(Invocation(), problem, None, request_id, emit)
+    return batch.response(results)
+
+
+DESCRIBE_EVENT = "describe"
+
+
+def describe(runtime: Runtime) -> dict[str, Any]:
+    """What this deployment renders, for `imgproc reprocess` to judge outputs by the function's own
+    recipes (they include its Pillow version, which the laptop's may not match)."""
+    from core.jobs import rendition_recipe
+
+    s, job = runtime.settings, runtime.job
+    return {
+        "recipe": job.recipe, "output_bucket": s.output_bucket, "output_prefix": s.output_prefix,
+        "input_bucket": s.input_bucket, "input_prefix": s.input_prefix, "on_delete": s.on_delete,
+        "presets": {name: list(labels) for name, labels in runtime.preset_labels.items()},
+        "renditions": [{"name": r.name, "format": r.format, "label": r.label, "recipe": rendition_recipe(r),
+                        "output_key_example": job.output_key("a/b.jpg", r)} for r in job.renditions],
+    }
+
+
 def _unrecognised(result: Invocation, problem: str, message_id: str | None, request_id: str,
                   emit: Callable[[Mapping[str, Any]], None]) -> None:
     """An ERROR line for an event or message imgproc cannot read (never a silent success)."""
@@ -369,6 +421,9 @@ def reset() -> None:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """An S3 upload by any route -> renditions in IMGPROC_OUTPUT_BUCKET.
 
+    S3 Batch Operations invocations (schema 1.0 and 2.0) answer with a result code per task;
+    ``{"imgproc": "describe"}`` answers with the deployed renditions and their recipe hashes.
+
     SQS batches answer ``{"batchItemFailures": [...]}`` naming the messages that failed for a
     transient reason or could not be read; a corrupt image is logged and its message deleted.
     Other routes (S3, SNS, EventBridge: asynchronous invocations) raise to ask Lambda for a retry,
@@ -383,6 +438,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         print_line(log_record({"level": "ERROR", "event": "config_error", "outcome": "failed",
                                "error": error_dict(exc)}, request_id))
         raise
+    from core.batchops import BatchEvent
+
+    if isinstance(event, Mapping) and event.get("imgproc") == DESCRIBE_EVENT:
+        return describe(rt)
+    batch = BatchEvent.parse(event)
+    if batch is not None:
+        return process_batch(batch, context, rt)  # per-task result codes: S3 retries TemporaryFailure
     result = process_event(event, context, rt)
     if result.source == "sqs":
         return result.batch_response()  # failed messages come back; the rest are deleted

@@ -25,6 +25,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "invoke": ("invoke",),
     "deploy": ("package", "deploy", "status", "destroy"),
     "push": ("push",),
+    "reprocess": ("reprocess",),
     "logs": ("logs", "stats"),
     "local": ("local",),
     "sign": ("sign",),

@@ -36,8 +36,9 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 # is only ever replaced from the source it names (a same-stem source must not overwrite it).
 META_SOURCE_KEY = "imgproc-source-key"
 META_SOURCE_ETAG = "imgproc-source-etag"
-META_RECIPE = "imgproc-recipe"
-IMGPROC_METADATA = (META_SOURCE_KEY, META_SOURCE_ETAG, META_RECIPE)
+META_RECIPE = "imgproc-recipe"  # the recipe hash of the rendition set rendered together
+META_RENDITION_RECIPE = "imgproc-rendition-recipe"  # this rendition's own recipe hash
+IMGPROC_METADATA = (META_SOURCE_KEY, META_SOURCE_ETAG, META_RECIPE, META_RENDITION_RECIPE)
 
 REKOGNITION_MAX_BYTES = 5 * 1024 * 1024  # DetectLabels with image bytes
 MAX_TAGS = 10  # S3's per-object limit
@@ -78,8 +79,36 @@ class Job:
     def labels_key(self, source_key: str) -> str:
         return f"{self.output_prefix}labels/{source_key}.json"
 
-    def metadata(self, source_key: str, etag: str) -> dict[str, str]:
-        return {META_SOURCE_KEY: quote(source_key, safe="/"), META_SOURCE_ETAG: etag, META_RECIPE: self.recipe}
+    def metadata(self, source_key: str, etag: str, r: Rendition | None = None) -> dict[str, str]:
+        """What an output records of its making: source key and ETag, the set's and its own recipe."""
+        meta = {META_SOURCE_KEY: quote(source_key, safe="/"), META_SOURCE_ETAG: etag, META_RECIPE: self.recipe}
+        if r is not None:
+            meta[META_RENDITION_RECIPE] = rendition_recipe(r)
+        return meta
+
+    def is_current(self, info: ObjectInfo | None, r: Rendition, source_etag: str) -> bool:
+        """The output ``info`` was made from this source version with ``r``'s recipe.
+
+        A rendition is judged by its own recipe, so changing one preset re-renders only its
+        renditions. Outputs written before renditions recorded their own recipe are judged by
+        the set's recipe, as they were then.
+        """
+        if info is None or info.metadata.get(META_SOURCE_ETAG) != source_etag:
+            return False
+        own = info.metadata.get(META_RENDITION_RECIPE)
+        if own is not None:
+            return own == rendition_recipe(r)
+        return info.metadata.get(META_RECIPE) == self.recipe
+
+
+_RENDITION_RECIPES: dict[Rendition, str] = {}
+
+
+def rendition_recipe(r: Rendition) -> str:
+    """``r.recipe_hash()``, computed once per rendition (it hashes the watermark's bytes)."""
+    if r not in _RENDITION_RECIPES:
+        _RENDITION_RECIPES[r] = r.recipe_hash()
+    return _RENDITION_RECIPES[r]
 
 
 def owned_by(info: ObjectInfo, source_key: str) -> bool:
@@ -177,12 +206,14 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
     existing = {r.label: _head_output(output, job.output_key(key, r)) for r in job.renditions}
     taken = {label: collision(o.key, o, key) for label, o in existing.items()
              if o is not None and not owned_by(o, key)}
-    # Idempotency: an output whose metadata names this source, its ETag and the recipe is up to date.
-    current = {label for label, o in existing.items()
-               if o is not None and label not in taken and o.metadata.get(META_SOURCE_ETAG) == info.etag
-               and o.metadata.get(META_RECIPE) == job.recipe}
+    # Idempotency: each of our outputs is judged by its source ETag and its own recipe.
+    current = {r.label for r in job.renditions
+               if r.label not in taken and job.is_current(existing[r.label], r, info.etag)}
     ms["download"] = round(ms["download"] + _ms(t), 2)
-    if job.renditions and len(taken) == len(job.renditions):
+    # Only what is missing or stale, and ours to write, is rendered: a preset change or a lost
+    # output costs that rendition alone, and nothing is rendered twice for the same recipe.
+    stale = tuple(r for r in job.renditions if r.label not in current and r.label not in taken)
+    if taken and not stale:
         raise next(iter(taken.values()))  # nothing of ours to write: do not download the source
     if job.renditions and len(current) == len(job.renditions):
         for r in job.renditions:
@@ -202,7 +233,7 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
 
     # Hand over the only reference: render() drops the encoded bytes once they are
     # decoded, which keeps them out of the peak (the first resize).
-    result = render(data.pop(), job.renditions, job.limits, name=key)
+    result = render(data.pop(), stale, job.limits, name=key)
     src = result.source
     record["source"] = {"bytes": src.bytes, "width": src.width, "height": src.height,
                         "format": src.format, "etag": info.etag}
@@ -217,6 +248,11 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
     failures.update(taken)
     for r in job.renditions:
         out_key = job.output_key(key, r)
+        if r.label in current:
+            o = existing[r.label]
+            record["renditions"].append(_rendition_entry(r, out_key, o.size if o else 0, None, None, 0.0,
+                                                         "unchanged"))
+            continue
         if r.label in failures:  # the others are still written; the record fails below
             entry = _rendition_entry(r, out_key, 0, None, None, 0.0, "failed")
             record["renditions"].append({**entry, "error": error_dict(failures[r.label])})
@@ -224,24 +260,20 @@ def _process(source: Storage, key: str, output: Storage, job: Job, record: dict[
         out = made[r.label]
         ms["transform"] += out.ms_transform
         ms["encode"] += out.ms_encode
-        upload = 0.0
-        if r.label in current:
-            outcome = "unchanged"
-        else:
-            t = time.perf_counter()
-            previous = existing[r.label]
-            try:
-                outcome = _write_owned(output, out_key, out.data, r, metadata, key,
-                                       ABSENT if previous is None else previous.etag)
-            except OutputCollision as exc:
-                entry = _rendition_entry(r, out_key, 0, None, None, 0.0, "failed")
-                record["renditions"].append({**entry, "error": error_dict(exc)})
-                failures[r.label] = exc
-                continue
-            upload = _ms(t)
-            ms["upload"] += upload
-            if outcome == "written":
-                written.append(out_key)
+        t = time.perf_counter()
+        previous = existing[r.label]
+        try:
+            outcome = _write_owned(output, out_key, out.data, r, job.metadata(key, info.etag, r), key,
+                                   ABSENT if previous is None else previous.etag)
+        except OutputCollision as exc:
+            entry = _rendition_entry(r, out_key, 0, None, None, 0.0, "failed")
+            record["renditions"].append({**entry, "error": error_dict(exc)})
+            failures[r.label] = exc
+            continue
+        upload = _ms(t)
+        ms["upload"] += upload
+        if outcome == "written":
+            written.append(out_key)
         record["bytes_out"] += out.bytes
         record["renditions"].append(_rendition_entry(
             r, out_key, out.bytes, out.width, out.height,

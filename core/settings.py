@@ -35,7 +35,9 @@ VARIABLES: dict[str, tuple[str | None, str]] = {
     "IMGPROC_MAX_PIXELS": ("", "override limits.max_pixels"),
     "IMGPROC_REKOGNITION": ("off", "'on' to store Rekognition labels as a sidecar and as tags"),
     "IMGPROC_CONFIG": ("imgproc.toml", "presets file, relative to the package root; built-in presets if absent"),
+    "IMGPROC_ON_DELETE": ("keep", "'remove': a deleted source's renditions and labels sidecar are removed too"),
 }
+ON_DELETE = ("keep", "remove")
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PRESET = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -61,6 +63,7 @@ class HandlerSettings:
     rekognition: bool = False
     config_path: Path | None = None
     function_memory_mb: int | None = None  # None outside Lambda
+    on_delete: str = "keep"  # "remove": ObjectRemoved events remove the source's renditions
 
     def limits(self, base: Limits) -> Limits:
         """The presets file's limits with the environment's overrides applied.
@@ -153,6 +156,9 @@ def parse_settings(env: Mapping[str, str], base_dir: Path) -> HandlerSettings:
     rekognition = _get(env, "IMGPROC_REKOGNITION").lower()
     if rekognition not in _ON + _OFF:
         raise ConfigError(f"IMGPROC_REKOGNITION: expected 'on' or 'off', got {rekognition!r}")
+    on_delete = _get(env, "IMGPROC_ON_DELETE").lower() or "keep"
+    if on_delete not in ON_DELETE:
+        raise ConfigError(f"IMGPROC_ON_DELETE: expected 'keep' or 'remove', got {on_delete!r}")
     config = _get(env, "IMGPROC_CONFIG") or "imgproc.toml"
     config_path = Path(config) if Path(config).is_absolute() else base_dir / config
     return HandlerSettings(
@@ -166,6 +172,7 @@ def parse_settings(env: Mapping[str, str], base_dir: Path) -> HandlerSettings:
         rekognition=rekognition in _ON,
         config_path=config_path,
         function_memory_mb=_function_memory(env),
+        on_delete=on_delete,
     )
 
 

@@ -40,6 +40,9 @@ class Storage(Protocol):
         condition raises WriteConflict and leaves the existing object as it was."""
         ...
     def keys(self, prefix: str = "") -> Iterator[str]: ...
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing one is not an error."""
+        ...
 
 
 #: ``write(..., expect=ABSENT)``: create the key, never replace an existing object.
@@ -121,6 +124,12 @@ class LocalFolder:
             atomic_write(path, data)
         except OSError as exc:
             raise StorageError(f"{key}: cannot write ({exc.strerror})") from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{key}: cannot delete ({exc.strerror})") from None
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         for path in sorted(self.root.rglob("*")):
@@ -238,6 +247,12 @@ class S3Bucket:
             # 409 ConditionalRequestConflict: a concurrent conditional write to the same key won.
             if expect is not None and code in ("PreconditionFailed", "ConditionalRequestConflict"):
                 raise WriteConflict(f"{self._where(key)}: {code} (written by another writer meanwhile)") from None
+            raise _storage_error(exc, self._where(key)) from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
             raise _storage_error(exc, self._where(key)) from None
 
     def keys(self, prefix: str = "") -> Iterator[str]:

@@ -20,7 +20,15 @@ from rich.markup import escape
 from cli.commands.options import ConfigOpt, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt, StackOpt
 from cli.console import ExitCode, err_console, human_bytes
 from cli.deploy.context import resolve
-from cli.deploy.uploads import IMAGE_TYPES, collect, failure_reader, read_target, upload_all, wait_for
+from cli.deploy.uploads import (
+    IMAGE_TYPES,
+    collect,
+    failure_reader,
+    read_target,
+    upload_all,
+    wait_for,
+    without_renditions,
+)
 from cli.errors import fail
 
 
@@ -77,6 +85,7 @@ def push(
               f"-> {escape(f's3://{t.input_bucket}/{t.input_prefix + prefix}')} in {seconds:.1f} s", soft_wrap=True)
     code = ExitCode.FAILED if failed else ExitCode.OK
     done_triggering = [u for u in done if t.triggers(u.key)]
+    unrendered = _unrendered(s3, t, ctx.config, same, prefix, out) if wait else []
     if wait and done_triggering:
         failures = failure_reader(ctx.target.client("logs"), t.log_group, started - 1) if t.log_group else dict
         latency, missing, failed_images = wait_for(s3, t, ctx.config, done_triggering, timeout, err, failures)
@@ -93,9 +102,22 @@ def push(
             out.print(f"[red]timeout[/] after {timeout:g} s: {len(missing)} renditions missing, e.g. "
                       f"{escape(missing[0])} (check `imgproc logs` and `imgproc status`)", soft_wrap=True)
             code = ExitCode.FAILED
-    elif wait:
+    elif wait and not unrendered:
         out.print("nothing uploaded that triggers the function: nothing to wait for")
+    if unrendered:
+        code = ExitCode.FAILED  # --wait asked for renditions that nothing is going to make
     raise typer.Exit(int(code))
+
+
+def _unrendered(s3, t, config, same: list, prefix: str, out: Console) -> list:
+    """Files already in the bucket (so not uploaded again) that have no renditions, said once."""
+    lacking = without_renditions(s3, t, config, [u for u in same if t.triggers(u.key)])
+    if lacking:
+        where = f" --prefix {prefix}" if prefix else ""
+        out.print(f"[yellow]note[/] {len(lacking)} file(s) were already uploaded but have no renditions, e.g. "
+                  f"{lacking[0].key}: uploading them again changes nothing; render them with "
+                  f"`imgproc reprocess{where}`", soft_wrap=True)
+    return lacking
 
 
 def register(app: typer.Typer) -> None:

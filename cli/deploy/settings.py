@@ -29,6 +29,7 @@ from core.errors import ConfigError
 
 ARCHITECTURES = ("x86_64", "arm64")
 TRIGGERS = ("notification", "queue", "eventbridge")
+ON_DELETE = ("keep", "remove")
 # Lifecycle actions for processed images: expire them, or move them to a cheaper class.
 LIFECYCLE_ACTIONS = ("expire", "INTELLIGENT_TIERING", "STANDARD_IA", "GLACIER_IR")
 # CloudWatch Logs accepts only these retention periods.
@@ -78,6 +79,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("batch_window", 5, "queue: seconds to gather a batch before invoking (0..300)"),
     Setting("max_concurrency", 10, "queue: most concurrent invocations the queue drives (2..1000)"),
     Setting("max_receive_count", 5, "queue: deliveries of a message before it moves to the dead-letter queue (1..1000)"),
+    Setting("on_delete", "keep", "keep, or remove: deleting a source removes the renditions (and labels) made from it"),
     Setting("alarm_email", "", "E-mail address subscribed to the stack's alarm topic ('' = no subscription)"),
 )
 DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -109,6 +111,7 @@ class DeploySettings:
     max_concurrency: int = DEFAULTS["max_concurrency"]
     max_receive_count: int = DEFAULTS["max_receive_count"]
     alarm_email: str = DEFAULTS["alarm_email"]
+    on_delete: str = DEFAULTS["on_delete"]
     source: str = field(default="defaults", compare=False)
 
     # --- derived names ----------------------------------------------------------
@@ -194,6 +197,8 @@ class DeploySettings:
             raise err("output_bucket", "must differ from input_bucket (writing renditions into the watched "
                       "bucket would trigger the function on its own output)")
         _check_trigger(err, v)
+        if v["on_delete"] not in ON_DELETE:
+            raise err("on_delete", f"{v['on_delete']!r}: choose keep or remove")
         v = {**v, "suffixes": tuple(dict.fromkeys(suffixes)), "presets": tuple(dict.fromkeys(presets))}
         return cls(**v, source=source)
 

@@ -171,8 +171,10 @@ def failure_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
 
 
 def write_actions(s: DeploySettings) -> list[str]:
-    """What the handler does to the output bucket: HEAD/PUT renditions, tag them with labels."""
-    return ["s3:GetObject", "s3:PutObject"] + (["s3:PutObjectTagging"] if s.rekognition else [])
+    """What the handler does to the output bucket: HEAD/PUT renditions, tag them with labels,
+    remove a deleted source's renditions (on_delete = "remove")."""
+    return (["s3:GetObject", "s3:PutObject"] + (["s3:PutObjectTagging"] if s.rekognition else [])
+            + (["s3:DeleteObject"] if s.on_delete == "remove" else []))
 
 
 def role_policy(s: DeploySettings) -> Doc:
@@ -207,6 +209,7 @@ def environment(s: DeploySettings, presets: tuple[str, ...]) -> dict[str, Any]:
         "IMGPROC_OUTPUT_PREFIX": s.output_prefix,
         "IMGPROC_PRESETS": ",".join(presets),
         "IMGPROC_REKOGNITION": "on" if s.rekognition else "off",
+        "IMGPROC_ON_DELETE": s.on_delete,
     }
 
 
@@ -277,10 +280,12 @@ def function_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
     }
 
 
+from cli.deploy.template_reprocess import batch_operations_resources  # noqa: E402 - it uses sub/get_att above
+
 Group = Callable[[DeploySettings, tuple[str, ...]], Doc]
 # One entry per resource group; the API adds `api_resources` here.
 GROUPS: list[Group] = [storage_resources, failure_resources, function_resources, triggers.trigger_resources,
-                       alarms.alarm_resources]
+                       alarms.alarm_resources, batch_operations_resources]
 
 
 def _merge(doc: Doc, part: Doc) -> None:

@@ -21,6 +21,7 @@ from cli.deploy.settings import DeploySettings
 
 Doc = dict[str, Any]
 CREATED_EVENT = "s3:ObjectCreated:*"
+REMOVED_EVENT = "s3:ObjectRemoved:*"  # with [deploy] on_delete = "remove"
 # AWS: set the source queue's visibility timeout to at least six times the function's timeout.
 VISIBILITY_TIMEOUT_FACTOR = 6
 QUEUE_RETENTION_SECONDS = 4 * 24 * 3600  # SQS's default
@@ -57,13 +58,19 @@ def key_filters(s: DeploySettings) -> list[list[Doc]]:
     return out
 
 
+def events(s: DeploySettings) -> tuple[str, ...]:
+    """The S3 event types the function hears: uploads, and deletes when they remove renditions."""
+    return (CREATED_EVENT, REMOVED_EVENT) if s.on_delete == "remove" else (CREATED_EVENT,)
+
+
 def _entries(s: DeploySettings, target_key: str, target: Doc) -> list[Doc]:
     entries = []
-    for rules in key_filters(s):
-        entry: Doc = {"Event": CREATED_EVENT, target_key: target}
-        if rules:
-            entry["Filter"] = {"S3Key": {"Rules": rules}}
-        entries.append(entry)
+    for event in events(s):
+        for rules in key_filters(s):
+            entry: Doc = {"Event": event, target_key: target}
+            if rules:
+                entry["Filter"] = {"S3Key": {"Rules": rules}}
+            entries.append(entry)
     return entries
 
 
@@ -100,7 +107,8 @@ def event_pattern(s: DeploySettings) -> Doc:
         detail["object"] = {"key": [{"prefix": s.input_prefix}]}
     elif s.suffixes:
         detail["object"] = {"key": [{"suffix": x} for x in s.suffixes]}
-    return {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": detail}
+    kinds = ["Object Created", "Object Deleted"] if s.on_delete == "remove" else ["Object Created"]
+    return {"source": ["aws.s3"], "detail-type": kinds, "detail": detail}
 
 
 def _needs_sub(pattern: Doc) -> Doc:

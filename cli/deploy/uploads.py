@@ -173,6 +173,16 @@ def wait_for(s3, t: Target, config: Any, uploads: list[Upload], timeout: float, 
     return latency, missing, failed
 
 
+def without_renditions(s3, t: Target, config: Any, uploads: list[Upload], jobs: int = 8) -> list[Upload]:
+    """The already-uploaded files (unchanged) that lack a rendition made from them: nothing will
+    render them by itself (the upload that should have triggered it is long past)."""
+    def lacking(up: Upload) -> bool:
+        return not all(_is_current(s3, t.output_bucket, key, up) for key in expected_keys(t, config, up))
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return [u for u, missing in zip(uploads, pool.map(lacking, uploads), strict=True) if missing]
+
+
 def failure_reader(logs_client, log_group: str, since: float) -> Callable[[], dict[str, str]]:
     """{source key: "ErrorType: message"} for images the function logged as failed since ``since``."""
     from cli.logs.render import IMAGE, classify

@@ -107,6 +107,7 @@ class Dispatcher:
         import moto.cloudformation.parsing as cfn_parsing
         import moto.s3.notifications as notifications
         from moto.awslambda.models import LambdaFunction
+        from moto.cloudformation.models import ChangeSet
         from moto.s3.models import FakeBucket
 
         if Dispatcher._active is not None:
@@ -119,6 +120,7 @@ class Dispatcher:
                 "bucket_create": FakeBucket.__dict__["create_from_cloudformation_json"],
                 "bucket_update": FakeBucket.__dict__["update_from_cloudformation_json"],
                 "cfn_types": cfn_parsing.resource_class_from_type,
+                "change_set_diff": ChangeSet.diff,
             }
         except (AttributeError, KeyError) as exc:
             import moto
@@ -139,6 +141,18 @@ class Dispatcher:
             return dispatcher.invoke_api(fn, body, request_headers, response_headers)
 
         create_original = self._saved["bucket_create"].__func__
+
+        def change_set_diff(change_set: Any) -> list[Any]:
+            # moto's change sets ignore parameters, so new code (a new CodeKey) looked like "no
+            # changes" and `imgproc deploy` kept the old function; AWS shows the function as Modify.
+            from moto.cloudformation.models import Change
+
+            names = change_set.stack.resource_map.build_resource_diff(change_set.template_dict, change_set.parameters)
+            old = change_set.stack.resource_map._resource_json_map
+            new = change_set.template_dict.get("Resources", {})
+            return [Change(action, name, (new.get(name) or old.get(name) or {}).get("Type", ""))
+                    for action in ("Add", "Modify", "Remove") for name in dict.fromkeys(names[action])]
+
         update_original = self._saved["bucket_update"].__func__
 
         def bucket_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -157,6 +171,7 @@ class Dispatcher:
         setattr(FakeBucket, "create_from_cloudformation_json", classmethod(bucket_create))  # noqa: B010
         setattr(FakeBucket, "update_from_cloudformation_json", classmethod(bucket_update))  # noqa: B010
         cfn_parsing.resource_class_from_type = resource_class_from_type
+        setattr(ChangeSet, "diff", change_set_diff)  # noqa: B010 - see above
         Dispatcher._active = self
         for thread in self._threads:
             thread.start()
@@ -166,6 +181,7 @@ class Dispatcher:
         import moto.cloudformation.parsing as cfn_parsing
         import moto.s3.notifications as notifications
         from moto.awslambda.models import LambdaFunction
+        from moto.cloudformation.models import ChangeSet
         from moto.s3.models import FakeBucket
 
         if Dispatcher._active is not self:
@@ -176,6 +192,7 @@ class Dispatcher:
         setattr(FakeBucket, "create_from_cloudformation_json", self._saved["bucket_create"])  # noqa: B010
         setattr(FakeBucket, "update_from_cloudformation_json", self._saved["bucket_update"])  # noqa: B010
         cfn_parsing.resource_class_from_type = self._saved["cfn_types"]
+        setattr(ChangeSet, "diff", self._saved["change_set_diff"])  # noqa: B010 - see install()
         Dispatcher._active = None
         for _ in self._threads:
             self._jobs.put(None)
@@ -207,6 +224,16 @@ class Dispatcher:
             self._pending += 1
         self._jobs.put(job)
         return job.request_id
+
+    def function_for(self, account_id: str, region: str, fn_arn: str) -> tuple[FunctionSpec, Callable[[], bytes]] | None:
+        """What the runner needs to run ``fn_arn`` (S3 Batch Operations tasks), or None if it does not exist."""
+        from moto.awslambda.utils import get_backend
+
+        try:
+            fn = get_backend(account_id, region).get_function(fn_arn)
+        except Exception:  # noqa: BLE001 - moto raises its own not-found types
+            return None
+        return _spec(fn), lambda: fn.code_bytes
 
     def invoke_api(self, fn: Any, body: Any, request_headers: Any, response_headers: dict[str, Any]) -> bytes:
         """Lambda Invoke: run now (RequestResponse), queue (Event) or only check (DryRun)."""

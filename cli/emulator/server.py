@@ -9,6 +9,9 @@ hooks two places inside the moto process it hosts:
 * Lambda ``Invoke``: ``RequestResponse`` runs the function and returns its result,
   ``Event`` queues it like an S3 notification.
 
+moto has no S3 Batch Operations: `batchops.BatchOperations` answers the S3 Control job calls
+and runs LambdaInvoke jobs through the same runner (see there).
+
 A function runs from the zip stored in the emulator (see `emulator_runner`), with async retries
 (two by default, or the function's MaximumRetryAttempts) and its on-failure SQS destination.
 It also applies what moto's CloudFormation ignores: a bucket's NotificationConfiguration,
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.emulator import apigateway
+from cli.emulator.batchops import BatchOperations
 from cli.emulator.dispatcher import Dispatcher
 from cli.emulator.guard import LocalOnly
 from cli.emulator.queues import EventRoutes
@@ -66,6 +70,7 @@ class Emulator:
         self.concurrency, self.persist, self.say = concurrency, persist, say
         self.server: GuardedMotoServer | None = None
         self.dispatcher: Dispatcher | None = None
+        self.batch_operations: BatchOperations | None = None
         self.routes: EventRoutes | None = None
 
     @property
@@ -86,6 +91,13 @@ class Emulator:
         self.port = self.server.port
         apigateway.install(self.server, self.endpoint)  # REST APIs served under /_aws/execute-api/
         self.dispatcher = Dispatcher(self.endpoint, self.state_dir / "cache", self.concurrency, say=self.say).install()
+        dispatcher = self.dispatcher
+
+        def batch_operations(app: Any) -> BatchOperations:
+            self.batch_operations = BatchOperations(app, dispatcher.function_for, dispatcher._client_for, self.say)
+            return self.batch_operations
+
+        self.server.wrap(batch_operations)  # moto has no S3 Batch Operations jobs
         # SQS event source mappings and EventBridge rules -> the function (queue, eventbridge triggers)
         self.routes = EventRoutes(self.dispatcher, self.concurrency, say=self.say).install()
         return self.endpoint
@@ -93,6 +105,8 @@ class Emulator:
     def stop(self) -> None:
         # Queued invocations finish first (they need the server), then nothing new comes in.
         started = self.server is not None
+        if self.batch_operations is not None:
+            self.batch_operations.drain(10.0)
         if self.routes is not None:  # pollers first: they need the server and the dispatcher
             self.routes.uninstall()
             self.routes = None

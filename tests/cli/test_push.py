@@ -120,3 +120,22 @@ def test_push_wait_reports_an_image_the_function_failed_instead_of_waiting_out_t
     assert proc.returncode == 1
     assert "failed a.jpg: CorruptImage: a.jpg: cannot decode image" in proc.stdout
     assert "timeout" not in proc.stdout  # it stopped on the log line, not at the 60 s timeout
+
+
+def test_push_wait_on_files_already_uploaded_without_renditions_suggests_reprocess(moto_server, tmp_path, photos):
+    write_config(tmp_path, 'presets = ["web"]\n')
+    deploy(tmp_path)
+    ok(imgproc("push", str(photos / "a.jpg"), "--prefix", "trip/", cwd=tmp_path))  # uploaded; nothing rendered it
+
+    again = imgproc("push", str(photos / "a.jpg"), "--prefix", "trip/", "--wait", "--timeout", "5", cwd=tmp_path)
+
+    assert again.returncode == 1
+    assert "uploaded 0" in again.stdout and "nothing to wait for" not in again.stdout
+    assert "1 file(s) were already uploaded but have no renditions, e.g. trip/a.jpg" in again.stdout
+    assert "imgproc reprocess --prefix trip/" in again.stdout
+
+    etag = client("s3").head_object(Bucket=IN_BUCKET, Key="trip/a.jpg")["ETag"].strip('"')
+    for key in ("web/trip/a.jpg", "web/trip/a.webp"):  # what the function writes once reprocessed
+        client("s3").put_object(Bucket=OUT_BUCKET, Key=key, Body=b"r", Metadata={"imgproc-source-etag": etag})
+    done = ok(imgproc("push", str(photos / "a.jpg"), "--prefix", "trip/", "--wait", cwd=tmp_path))
+    assert "nothing to wait for" in done.stdout and "reprocess" not in done.stdout

@@ -112,3 +112,11 @@ def test_a_write_expecting_an_etag_replaces_only_that_version(store):
     with pytest.raises(WriteConflict):
         store.write("x.jpg", b"v3", "image/jpeg", expect=v1)  # v1 is gone
     assert store.read("x.jpg") == b"v2"
+
+
+def test_delete_removes_the_object_and_a_missing_one_is_no_error(store):
+    store.write("gone/x.jpg", b"12345", "image/jpeg")
+    store.write("gone/y.jpg", b"6", "image/jpeg")
+    store.delete("gone/x.jpg")
+    store.delete("gone/never.jpg")
+    assert store.head("gone/x.jpg") is None and list(store.keys("gone/")) == ["gone/y.jpg"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from urllib.parse import unquote
 
 import pytest
-
 from helpers_deploy import ACCOUNT, IN_BUCKET, OUT_BUCKET, REGION, client, deploy, imgproc, ok, write_config
 
 pytestmark = pytest.mark.slow
@@ -29,13 +29,13 @@ def test_deploy_creates_every_resource_then_noop_then_updates_only_what_changed(
     assert set(body["Resources"]) == {"InputBucket", "InputBucketPolicy", "OutputBucket", "OutputBucketPolicy",
                                       "FailureQueue", "FunctionRole", "LogGroup", "Function", "InvokeConfig",
                                       "InvokePermission", "AlarmTopic", "FunctionErrorsAlarm", "FunctionThrottlesAlarm",
-                                      "FunctionDurationAlarm", "FailureQueueAlarm"}
+                                      "FunctionDurationAlarm", "FailureQueueAlarm", "BatchOperationsRole"}
     # moto creates these (bucket policies and EventInvokeConfig are template-only there: see status --repair)
     assert {"InputBucket", "OutputBucket", "FailureQueue", "FunctionRole", "LogGroup", "Function",
             "InvokePermission"} <= set(stack_resources())
-    for line in (f"InputBucketName     {IN_BUCKET}", f"OutputBucketName    {OUT_BUCKET}",
-                 "FunctionName        imgproc-process", "LogGroupName        /aws/lambda/imgproc-process"):
-        assert line in first.stdout
+    for name, value in (("InputBucketName", IN_BUCKET), ("OutputBucketName", OUT_BUCKET),
+                        ("FunctionName", "imgproc-process"), ("LogGroupName", "/aws/lambda/imgproc-process")):
+        assert re.search(rf"^{name} +{re.escape(value)}$", first.stdout, re.M), name  # one aligned line each
     # The emulator ignores the template's notification: deploy says so instead of hiding it.
     assert "problem notification" in first.stdout and "imgproc status --repair" in first.stdout
 
@@ -47,7 +47,8 @@ def test_deploy_creates_every_resource_then_noop_then_updates_only_what_changed(
         "python3.12", "lambda_entry.handler", 1024, ["x86_64"])
     assert fn["Environment"]["Variables"] == {
         "IMGPROC_OUTPUT_BUCKET": OUT_BUCKET, "IMGPROC_INPUT_BUCKET": IN_BUCKET, "IMGPROC_INPUT_PREFIX": "uploads/",
-        "IMGPROC_OUTPUT_PREFIX": "", "IMGPROC_PRESETS": "thumb", "IMGPROC_REKOGNITION": "off"}
+        "IMGPROC_OUTPUT_PREFIX": "", "IMGPROC_PRESETS": "thumb", "IMGPROC_REKOGNITION": "off",
+        "IMGPROC_ON_DELETE": "keep"}
     (group,) = client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/imgproc-process")["logGroups"]
     assert group["retentionInDays"] == 14
     policy = json.loads(lam.get_policy(FunctionName="imgproc-process")["Policy"])

@@ -51,7 +51,7 @@ def test_yaml_and_json_render_the_same_document():
 def test_role_grants_exactly_the_handlers_actions_on_exactly_its_resources():
     s = DeploySettings().replace(input_prefix="uploads/", output_prefix="r/")
     doc = template(s, PRESETS)
-    (role,) = resources(doc, "AWS::IAM::Role").values()
+    role = resources(doc, "AWS::IAM::Role")["FunctionRole"]
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "lambda.amazonaws.com"}
     assert "ManagedPolicyArns" not in role["Properties"]
@@ -75,7 +75,7 @@ def test_role_grants_exactly_the_handlers_actions_on_exactly_its_resources():
 
 def test_rekognition_adds_detect_labels_and_tagging_only_when_enabled():
     def actions(s):
-        (role,) = resources(template(s, PRESETS), "AWS::IAM::Role").values()
+        role = resources(template(s, PRESETS), "AWS::IAM::Role")["FunctionRole"]
         return {a for st in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"] for a in st["Action"]}
 
     off, on = actions(DeploySettings()), actions(DeploySettings().replace(rekognition=True))
@@ -146,7 +146,7 @@ def test_function_settings_environment_and_failure_destination():
         "IMGPROC_OUTPUT_BUCKET": {"Ref": "OutputBucket"},
         "IMGPROC_INPUT_BUCKET": {"Fn::Sub": "imgproc-input-${AWS::AccountId}-${AWS::Region}"},
         "IMGPROC_INPUT_PREFIX": "in/", "IMGPROC_OUTPUT_PREFIX": "out/", "IMGPROC_PRESETS": "thumb",
-        "IMGPROC_REKOGNITION": "off"}
+        "IMGPROC_REKOGNITION": "off", "IMGPROC_ON_DELETE": "keep"}
     assert doc["Parameters"]["CodeKey"]["Default"] == "key.zip"
     assert doc["Resources"]["LogGroup"]["Properties"] == {"LogGroupName": "/aws/lambda/imgproc-process",
                                                           "RetentionInDays": 14}
@@ -159,7 +159,7 @@ def test_function_settings_environment_and_failure_destination():
 def test_outputs_are_exactly_the_contract():
     doc = template(DeploySettings(), PRESETS)
     assert set(doc["Outputs"]) == {"InputBucketName", "OutputBucketName", "FunctionName", "FunctionArn",
-                                   "LogGroupName", "DeadLetterQueueUrl", "AlarmTopicArn"}
+                                   "LogGroupName", "DeadLetterQueueUrl", "AlarmTopicArn", "BatchOperationsRoleArn"}
 
 
 def test_a_resource_group_is_one_more_entry():
