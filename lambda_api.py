@@ -553,7 +553,7 @@ class _Keep:
         self.inner.write(key, data, content_type, metadata, cache_control, expect=expect)
         self.data = data
 
-    def delete(self, key):
+    def delete(self, key: str) -> None:
         self.inner.delete(key)
 
 

@@ -28,10 +28,10 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 
-from browser import CHROMIUM_FLAGS, chromium_path  # noqa: E402
+from browser import CHROMIUM_FLAGS, chromium_path
 
-from cli.gallery.model import Gallery, Rendition, Source  # noqa: E402
-from cli.gallery.page import render  # noqa: E402
+from cli.gallery.model import Gallery, Rendition, Source
+from cli.gallery.page import render
 
 FORMATS = (("thumb", "jpeg", "jpg", 200), ("web", "jpeg", "jpg", 1600), ("web", "webp", "webp", 1600),
            ("web", "avif", "avif", 1600))

@@ -26,7 +26,7 @@ def _by_key(doc):
 
 def _round_ratios(tool, base):
     """Per-round ratio tool/base (same round, so the same background load)."""
-    return [a / b for a, b in zip(tool["times"], base["times"])]
+    return [a / b for a, b in zip(tool["times"], base["times"], strict=False)]
 
 
 def _fmt(x, spec=".2f", none="n/a"):
@@ -268,7 +268,7 @@ def chart(doc, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    tools = _tools(doc, "main") + [t for t in _tools(doc, "simd")]
+    tools = _tools(doc, "main") + list(_tools(doc, "simd"))
     if not tools:
         return None
     ip = _by_key(doc).get("imgproc")
@@ -287,11 +287,11 @@ def chart(doc, path: Path) -> Path | None:
     ax1.set_yticks(list(y), labels)
     ax1.invert_yaxis()
     ax1.set_xlabel("median wall time, s (lower is better)")
-    for i, (t, m) in enumerate(zip(tools, meds)):
+    for i, (t, m) in enumerate(zip(tools, meds, strict=False)):
         note = f"{m:.1f} s" + (f"  ({m / ip_med:.2f}x)" if ip_med and t["group"] == "main" else "")
         ax1.text(m, i, " " + note, va="center", fontsize=8)
     ax1.set_xlim(0, max(meds) * 1.35)
-    for i, (r, h, col) in enumerate(zip(rss, hatch, colours)):
+    for i, (r, h, col) in enumerate(zip(rss, hatch, colours, strict=False)):
         ax2.barh(i, r, color=col, hatch=h, edgecolor="white" if h else None)
     ax2.axvline(GOAL_WORKER_MIB, color="grey", linestyle="--", linewidth=1, label="80 MiB per-worker goal (12 MP)")
     ax2.legend(loc="lower right", fontsize=8)

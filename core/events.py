@@ -18,8 +18,9 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 TEST_EVENT = "s3:TestEvent"
@@ -67,7 +68,7 @@ class S3Record:
         return self._name.startswith("ObjectRemoved:")
 
     @classmethod
-    def parse(cls, raw: Any) -> "S3Record":
+    def parse(cls, raw: Any) -> S3Record:
         """Never raises: a record that is not an S3 record carries a ``problem``."""
         if not isinstance(raw, Mapping):
             return cls("", "", "", "", problem="record is not a JSON object")
@@ -76,8 +77,9 @@ class S3Record:
         if raw.get("eventSource") not in (None, "aws:s3") or not isinstance(s3, Mapping):
             source = raw.get("eventSource") or "unknown source"
             return cls(name, "", "", "", problem=f"not an S3 record ({source})")
-        bucket = s3.get("bucket") if isinstance(s3.get("bucket"), Mapping) else {}
-        obj = s3.get("object") if isinstance(s3.get("object"), Mapping) else {}
+        found_bucket, found_object = s3.get("bucket"), s3.get("object")
+        bucket: Mapping[str, Any] = found_bucket if isinstance(found_bucket, Mapping) else {}
+        obj: Mapping[str, Any] = found_object if isinstance(found_object, Mapping) else {}
         raw_key = obj.get("key")
         if not isinstance(raw_key, str) or not raw_key or not bucket.get("name"):
             return cls(name, str(bucket.get("name", "")), "", "", problem="S3 record without bucket or key")
@@ -105,7 +107,7 @@ class S3Event:
     test_bucket: str | None = None
 
     @classmethod
-    def parse(cls, event: Any) -> "S3Event":
+    def parse(cls, event: Any) -> S3Event:
         if isinstance(event, Mapping) and event.get("Event") == TEST_EVENT:
             return cls((), True, event.get("Bucket"))
         raw = event.get("Records") if isinstance(event, Mapping) else None
@@ -190,7 +192,7 @@ class Delivery:
         return self.source == SQS
 
     @classmethod
-    def parse(cls, event: Any) -> "Delivery":
+    def parse(cls, event: Any) -> Delivery:
         """Never raises: what cannot be read is a ``problem`` on the delivery or on one message."""
         if not isinstance(event, Mapping):
             return cls("", problem=f"the event is a {type(event).__name__}, not a JSON object")

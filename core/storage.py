@@ -252,7 +252,7 @@ class S3Bucket:
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - botocore's errors, which core cannot import and name
             raise _storage_error(exc, self._where(key)) from None
 
     def keys(self, prefix: str = "") -> Iterator[str]:

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import job  # noqa: E402
+import job
 
 
 def _is_binary(path: str) -> bool:
@@ -34,7 +34,7 @@ def _is_binary(path: str) -> bool:
 def find_imagemagick() -> list[str] | None:
     """``magick`` (IM7) or IM6's ``convert``; None when ImageMagick is not installed."""
     for name, prefix in (("magick", []), ("convert", [])):
-        for folder in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin"]:
+        for folder in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/bin"]:
             candidate = os.path.join(folder, name)
             if os.access(candidate, os.X_OK) and _is_binary(candidate):
                 try:

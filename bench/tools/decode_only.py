@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import job  # noqa: E402
+import job
 
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
-from PIL import Image  # noqa: E402
+from PIL import Image
 
 SCALES = (1, 2, 4, 8)
 

@@ -20,10 +20,10 @@ from multiprocessing import Pool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import job  # noqa: E402
+import job
 
-from core.pipeline import render  # noqa: E402
-from core.recipe import load_config  # noqa: E402
+from core.pipeline import render
+from core.recipe import load_config
 
 CONFIG = Path(__file__).resolve().parent.parent / "imgproc.toml"
 _STATE: dict = {}

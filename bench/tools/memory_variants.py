@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import boto3  # noqa: E402
-from PIL import Image  # noqa: E402
+import boto3
+from PIL import Image
 
-from core import codec, geometry, steps  # noqa: E402
-from core.recipe import builtin_config  # noqa: E402
+from core import codec, geometry, steps
+from core.recipe import builtin_config
 
 BAND = 128
 
@@ -64,7 +64,7 @@ def main() -> int:
         ctx.image = out
         ctx.copies.add(out)
 
-    chain = (resize,) + steps.STEPS[1:]
+    chain = (resize, *steps.STEPS[1:])
     cfg = builtin_config()
     renditions = cfg.select()
     data = [photo.read_bytes()]

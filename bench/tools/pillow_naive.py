@@ -14,9 +14,8 @@ from multiprocessing import Pool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import job  # noqa: E402
-
-from PIL import Image, ImageOps  # noqa: E402
+import job
+from PIL import Image, ImageOps
 
 _OUT: Path | None = None
 

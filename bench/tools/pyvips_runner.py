@@ -17,7 +17,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import job  # noqa: E402
+import job
 
 _STATE: dict = {}
 

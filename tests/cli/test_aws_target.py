@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from cli.aws.target import LOCALSTACK_URL, AwsTarget
-
-
 import pytest
 
+from cli.aws.target import LOCALSTACK_URL, AwsTarget
 from cli.errors import UsageError
 
 TABLE = {"profile": "prod", "region": "eu-west-1", "endpoint_url": "http://127.0.0.1:4567"}
@@ -30,7 +28,7 @@ def test_aws_region_wins_over_aws_default_region():
 
 
 def test_an_unknown_key_in_the_aws_table_is_a_usage_error():
-    with pytest.raises(UsageError, match="aws.regoin"):
+    with pytest.raises(UsageError, match=r"aws.regoin"):
         AwsTarget.resolve(defaults={"regoin": "eu-west-1"}, environ={})
 
 

@@ -9,9 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from testdata import FIXTURES
 from core.events import S3Event
+
 from imaging import encode, photo
+from testdata import FIXTURES
 
 IN, OUT = "imgproc-in", "imgproc-out"
 runner = CliRunner()

@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli.app import app
+
 from imaging import decode, encode, jpeg_with_orientation, photo, psnr, reference_resize
 
 runner = CliRunner()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from imaging import encode, photo
 from typer.testing import CliRunner
 
 from cli.app import app
+
+from imaging import encode, photo
 
 BROKEN_EXIF = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00" + b"\x00" * 30
 CONFIG = """

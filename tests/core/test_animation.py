@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 
 import pytest
-from imaging import psnr
 from PIL import Image, ImageSequence, features
 
 from core import errors
 from core.pipeline import render
 from core.recipe import ANIMATED_FORMATS, OUTPUT_FORMATS, Limits, Rendition
+
+from imaging import psnr
 
 LIMITS = Limits()
 SIZE = (48, 32)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from testdata import load_event
 from core.events import S3Event, S3Record, decode_key, encode_key, put_event
+
+from testdata import load_event
 
 DECODED = {
     "aws-put.json": ["uploads/My Photo (1).JPG"],

@@ -16,7 +16,6 @@ import struct
 import zlib
 
 import pytest
-from imaging import decode, encode, photo
 from PIL import Image
 
 from core import batch, errors
@@ -24,6 +23,8 @@ from core.jobs import Job, process_object
 from core.pipeline import render
 from core.recipe import Limits, Rendition
 from core.storage import LocalFolder
+
+from imaging import decode, encode, photo
 
 LIMITS = Limits()
 PNG_OUT = (Rendition(name="t", format="png"),)

@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from imaging import decode, encode, photo, psnr, reference_resize
 from PIL import Image
 
 from core import batch, errors, plugins
 from core.pipeline import render
 from core.recipe import Limits, Rendition, builtin_config
+
+from imaging import decode, encode, photo, psnr, reference_resize
 
 pillow_heif = pytest.importorskip("pillow_heif")
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import io
 
 import pytest
-from imaging import decode, encode, psnr, stored_for_orientation
 from PIL import Image, features
 
 from core.pipeline import render
 from core.recipe import Limits, Rendition
+
+from imaging import decode, encode, psnr, stored_for_orientation
 
 LIMITS = Limits()
 

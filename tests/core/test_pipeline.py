@@ -14,6 +14,7 @@ from PIL import Image, ImageCms, features
 from core import errors
 from core.pipeline import render
 from core.recipe import Limits, Rendition, Watermark
+
 from imaging import (
     decode,
     encode,
@@ -89,7 +90,7 @@ def test_cascade_of_renditions_matches_rendering_each_alone():
     big = encode(photo(2400, 1600, seed=4), "JPEG", quality=95)
     rs = tuple(Rendition(name=n, width=w, height=w, quality=90) for n, w in (("l", 1200), ("m", 600), ("s", 150)))
     together = render(big, rs, LIMITS, "big.jpg").outputs
-    for r, out in zip(rs, together):
+    for r, out in zip(rs, together, strict=False):
         alone = render(big, (r,), LIMITS, "big.jpg").outputs[0]
         assert (out.width, out.height) == (alone.width, alone.height)
         assert psnr(decode(out.data), decode(alone.data)) > 35
@@ -138,7 +139,7 @@ def test_cascade_from_a_rotated_source_keeps_every_rendition_upright():
     upright = photo(1200, 800, seed=22)
     data = jpeg_with_orientation(stored_for_orientation(upright, 6), 6)
     rs = tuple(Rendition(name=n, width=w, height=w, format="png") for n, w in (("l", 600), ("m", 300), ("s", 75)))
-    for r, out in zip(rs, render(data, rs, LIMITS, "r.jpg").outputs):
+    for r, out in zip(rs, render(data, rs, LIMITS, "r.jpg").outputs, strict=False):
         assert (out.width, out.height) == (r.width, r.width * 2 // 3)
         assert psnr(decode(out.data), reference_resize(upright, (out.width, out.height))) > 28
 
@@ -158,8 +159,8 @@ def test_alpha_is_flattened_onto_the_background_for_jpeg():
     src.paste((0, 128, 0, 255), (50, 0, 100, 100))
     img, _ = one(encode(src, "PNG"), background="#ff00ff")
     assert img.mode == "RGB"
-    assert max(abs(a - b) for a, b in zip(img.getpixel((10, 50)), (255, 0, 255))) < 8
-    assert max(abs(a - b) for a, b in zip(img.getpixel((90, 50)), (0, 128, 0))) < 8
+    assert max(abs(a - b) for a, b in zip(img.getpixel((10, 50)), (255, 0, 255), strict=False)) < 8
+    assert max(abs(a - b) for a, b in zip(img.getpixel((90, 50)), (0, 128, 0), strict=False)) < 8
 
 
 def test_alpha_survives_into_png_and_webp():
@@ -283,7 +284,7 @@ def test_avif_output_decodes_to_the_same_picture():
 
 def test_missing_codec_is_reported_clearly(monkeypatch):
     monkeypatch.setattr(features, "check", lambda name: name != "avif")
-    with pytest.raises(errors.CodecUnavailable, match="cannot write AVIF"):
+    with pytest.raises(errors.CodecUnavailable, match=r"cannot write AVIF"):
         one(SRC_JPEG, format="avif")
 
 
@@ -303,7 +304,7 @@ def png_header_only(width: int, height: int) -> bytes:
 def test_decompression_bomb_is_refused_from_the_header_without_allocating():
     bomb = png_header_only(100_000, 100_000)
     tracemalloc.start()
-    with pytest.raises(errors.TooManyPixels, match="MP limit|decompression-bomb"):
+    with pytest.raises(errors.TooManyPixels, match=r"MP limit|decompression-bomb"):
         one(bomb)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -311,29 +312,29 @@ def test_decompression_bomb_is_refused_from_the_header_without_allocating():
 
 
 def test_pixel_limit_is_configurable():
-    with pytest.raises(errors.TooManyPixels, match="0.9 MP limit"):
+    with pytest.raises(errors.TooManyPixels, match=r"0.9 MP limit"):
         render(SRC_JPEG, (Rendition(name="t"),), Limits(max_pixels=900_000), "big.jpg")
 
 
 def test_source_byte_limit():
-    with pytest.raises(errors.SourceTooLarge, match="big.jpg: .* bytes exceeds the 1,000-byte limit"):
+    with pytest.raises(errors.SourceTooLarge, match=r"big.jpg: .* bytes exceeds the 1,000-byte limit"):
         render(SRC_JPEG, (Rendition(name="t"),), Limits(max_source_bytes=1000), "big.jpg")
 
 
 def test_input_format_allow_list():
-    with pytest.raises(errors.UnsupportedFormat, match="PNG input is not allowed"):
+    with pytest.raises(errors.UnsupportedFormat, match=r"PNG input is not allowed"):
         render(encode(SRC, "PNG"), (Rendition(name="t"),), Limits(input_formats=("jpeg",)), "a.png")
 
 
 def test_not_an_image_and_corrupt_image_are_told_apart():
     with pytest.raises(errors.NotAnImage):
         one(b"hello, I am a text file")
-    with pytest.raises(errors.CorruptImage, match="cannot decode"):
+    with pytest.raises(errors.CorruptImage, match=r"cannot decode"):
         one(SRC_JPEG[: len(SRC_JPEG) // 2])
 
 
 def test_output_dimension_limit():
-    with pytest.raises(errors.OutputTooLarge, match="over the 1000px output limit"):
+    with pytest.raises(errors.OutputTooLarge, match=r"over the 1000px output limit"):
         render(SRC_JPEG, (Rendition(name="t", width=2000, enlarge=True),), Limits(max_output_dimension=1000), "a.jpg")
 
 
@@ -350,7 +351,7 @@ def test_animation_keeps_the_first_frame_unless_asked():
 
 
 def test_animation_frame_limit():
-    with pytest.raises(errors.TooManyFrames, match="5 frames exceeds the 3-frame limit"):
+    with pytest.raises(errors.TooManyFrames, match=r"5 frames exceeds the 3-frame limit"):
         render(_gif(5), (Rendition(name="t", format="webp", animated=True),), Limits(max_frames=3), "a.gif")
 
 

@@ -44,7 +44,7 @@ def test_absolute_config_path_is_kept():
 
 
 def test_missing_output_bucket_is_a_clear_error():
-    with pytest.raises(ConfigError, match="^IMGPROC_OUTPUT_BUCKET is not set"):
+    with pytest.raises(ConfigError, match=r"^IMGPROC_OUTPUT_BUCKET is not set"):
         parse_settings({}, BASE)
 
 
@@ -98,7 +98,7 @@ def test_loop_guard_allows_one_bucket_with_disjoint_prefixes():
 def test_loop_guard_refuses_overlapping_prefixes_in_one_bucket(input_prefix, output_prefix, names):
     s = settings(IMGPROC_INPUT_BUCKET="photos-out", IMGPROC_INPUT_PREFIX=input_prefix,
                  IMGPROC_OUTPUT_PREFIX=output_prefix)
-    with pytest.raises(ConfigError, match="^IMGPROC_OUTPUT_BUCKET: .*trigger the function again"):
+    with pytest.raises(ConfigError, match=r"^IMGPROC_OUTPUT_BUCKET: .*trigger the function again"):
         check_loop(s, names)
 
 

@@ -209,8 +209,9 @@ def test_deploy_api_then_sign_then_the_function_serves_the_url(moto_server, tmp_
     from urllib.parse import parse_qsl, urlsplit
 
     import lambda_api
-    from testdata import LambdaContext, load_event, subprocess_env
+
     from imaging import decode, encode, photo
+    from testdata import LambdaContext, load_event, subprocess_env
 
     exe = os.path.join(os.path.dirname(sys.executable), "imgproc")
     env = subprocess_env(COLUMNS="200", NO_COLOR="1")

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
+
 from helpers_deploy import ACCOUNT, IN_BUCKET, OUT_BUCKET, REGION, client, deploy, imgproc, ok
 
 pytestmark = pytest.mark.slow

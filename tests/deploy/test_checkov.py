@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from helpers_deploy import imgproc, ok
 
 pytestmark = pytest.mark.slow

@@ -8,6 +8,7 @@ import re
 from urllib.parse import unquote
 
 import pytest
+
 from helpers_deploy import ACCOUNT, IN_BUCKET, OUT_BUCKET, REGION, client, deploy, imgproc, ok, write_config
 
 pytestmark = pytest.mark.slow

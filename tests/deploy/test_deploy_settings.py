@@ -6,6 +6,7 @@ import pytest
 
 from cli.deploy.settings import DeploySettings
 from core.errors import ConfigError
+
 from helpers_deploy import imgproc
 
 

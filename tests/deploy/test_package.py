@@ -13,6 +13,7 @@ import pytest
 
 from cli.deploy import package as pkg
 from core.recipe import parse_toml
+
 from helpers_deploy import imgproc, ok
 
 PRESETS = """

@@ -21,6 +21,7 @@ from cli.deploy.package import cache_dir
 from core.naming import s3_output_key
 from core.pipeline import render
 from core.recipe import load_config
+
 from helpers_deploy import client, imgproc, ok
 from imaging import decode, encode, photo, psnr
 

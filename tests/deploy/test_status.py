@@ -78,8 +78,8 @@ def test_repair_on_an_https_endpoint_applies_the_tls_only_policy_from_the_deploy
 
     from cli.aws.target import AwsTarget
     from cli.deploy.settings import DeploySettings
-    from cli.deploy.wiring import load_deployed, wiring_checks
     from cli.deploy.template import render, template
+    from cli.deploy.wiring import load_deployed, wiring_checks
 
     target = AwsTarget(region="us-east-1")
     s3, cfn = target.client("s3"), target.client("cloudformation")

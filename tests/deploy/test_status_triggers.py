@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from helpers_deploy import IN_BUCKET, client, deploy, imgproc, ok, write_config
 
 pytestmark = pytest.mark.slow

@@ -4,6 +4,7 @@ first — the endpoint, or the AWS account and region — and destroy lists what
 from __future__ import annotations
 
 import pytest
+
 from helpers_deploy import ACCOUNT, IN_BUCKET, OUT_BUCKET, REGION, client, deploy, imgproc, ok
 
 pytestmark = pytest.mark.slow

@@ -9,6 +9,7 @@ import yaml
 
 from cli.deploy.settings import DeploySettings
 from cli.deploy.template import GROUPS, lifecycle_api, notification_api, render, template
+
 from helpers_deploy import imgproc, ok
 
 PRESETS = ("thumb", "web")
@@ -17,7 +18,8 @@ PRESETS = ("thumb", "web")
 def lint(doc: dict, fmt: str = "json") -> list[str]:
     """cfn-lint errors, warnings and informational findings (e.g. I3011: a stateful resource without
     an explicit DeletionPolicy)."""
-    from cfnlint.api import ManualArgs, lint as cfn_lint
+    from cfnlint.api import ManualArgs
+    from cfnlint.api import lint as cfn_lint
 
     text = render(doc, fmt)
     matches = cfn_lint(text, config=ManualArgs(regions=["us-east-1", "eu-west-1"], include_checks=["I"]))
@@ -87,7 +89,7 @@ def test_buckets_are_private_encrypted_tls_only_and_retained():
     doc = template(DeploySettings(), PRESETS)
     buckets = resources(doc, "AWS::S3::Bucket")
     assert set(buckets) == {"InputBucket", "OutputBucket"}
-    for name, b in buckets.items():
+    for _name, b in buckets.items():
         p = b["Properties"]
         assert b["DeletionPolicy"] == "Retain" and b["UpdateReplacePolicy"] == "Retain"
         assert all(p["PublicAccessBlockConfiguration"].values()) and len(p["PublicAccessBlockConfiguration"]) == 4
@@ -168,7 +170,7 @@ def test_a_resource_group_is_one_more_entry():
 
     doc = template(DeploySettings(), PRESETS, [*GROUPS, extra])
     assert "Topic" in doc["Resources"] and "TopicArn" in doc["Outputs"] and "Function" in doc["Resources"]
-    with pytest.raises(ValueError, match="Resources.Function"):
+    with pytest.raises(ValueError, match=r"Resources.Function"):
         template(DeploySettings(), PRESETS, [*GROUPS, lambda s, p: {"Resources": {"Function": {}}}])
 
 

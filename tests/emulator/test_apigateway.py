@@ -14,11 +14,12 @@ from urllib.parse import quote, urlsplit
 import boto3
 import pytest
 from browser import chromium, watch
-from imaging import encode, photo
-from lambdazip import make_zip
 
 from cli.emulator import apigateway
 from cli.emulator.dispatcher import Dispatcher
+
+from imaging import encode, photo
+from lambdazip import make_zip
 
 pytestmark = pytest.mark.slow
 REGION = "us-east-1"

@@ -25,15 +25,16 @@ from pathlib import Path
 
 import boto3
 import pytest
-from imaging import encode, jpeg_with_orientation, photo, psnr, reference_resize, stored_for_orientation
 from PIL import Image
-from processes import alive, descendants
-from testdata import subprocess_env
 
 from cli.emulator.localstack_engine import LocalStackUnavailable, find_python313
 from cli.emulator.runner import find_runtime_python
 from core.naming import s3_output_key
 from core.recipe import builtin_config
+
+from imaging import encode, jpeg_with_orientation, photo, psnr, reference_resize, stored_for_orientation
+from processes import alive, descendants
+from testdata import subprocess_env
 
 pytestmark = pytest.mark.slow
 

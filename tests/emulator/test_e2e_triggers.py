@@ -18,11 +18,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from imaging import encode, photo
-from testdata import subprocess_env
 
 from core.naming import s3_output_key
 from core.recipe import builtin_config
+
+from imaging import encode, photo
+from testdata import subprocess_env
 
 pytestmark = pytest.mark.slow
 

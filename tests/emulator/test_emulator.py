@@ -12,10 +12,11 @@ import json
 import boto3
 import pytest
 
-from cli.emulator.dispatcher import Dispatcher
-from lambdazip import make_zip
 from cli.emulator.cfn import cfn_lifecycle, cfn_notification
+from cli.emulator.dispatcher import Dispatcher
 from cli.emulator.runner import find_runtime_python
+
+from lambdazip import make_zip
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +131,7 @@ def test_invoke_returns_the_result_with_the_function_environment(dispatcher, mot
     }
     assert result["function_name"] == "fn" and result["memory"] == 512
     assert 0 < result["remaining_ms"] <= 7000
-    python, warning = find_runtime_python("python3.12")
+    _python, warning = find_runtime_python("python3.12")
     if warning is None:
         assert result["python"] == "3.12"
     tail = base64.b64decode(response["LogResult"]).decode()
@@ -294,6 +295,6 @@ def test_going_over_the_memory_size_kills_the_environment(dispatcher, moto_serve
     response = client("lambda", moto_server).invoke(FunctionName="fn", Payload=b"{}")
     assert response["FunctionError"] == "Unhandled"
     assert json.loads(response["Payload"].read())["errorType"] == "Runtime.OutOfMemory"
-    report = [line for line in log_messages(moto_server) if line.startswith("REPORT")][0]
+    report = next(line for line in log_messages(moto_server) if line.startswith("REPORT"))
     assert "Memory Size: 128 MB" in report and "Error Type: Runtime.OutOfMemory" in report
     assert int(report.split("Max Memory Used: ")[1].split()[0]) > 128

@@ -15,9 +15,10 @@ import boto3
 import pytest
 
 from cli.emulator import control, settings
-from testdata import subprocess_env
-from processes import alive, descendants
+
 from lambdazip import HANDLER, make_zip
+from processes import alive, descendants
+from testdata import subprocess_env
 
 pytestmark = pytest.mark.slow
 

@@ -12,15 +12,16 @@ import shutil
 import subprocess
 import sys
 import uuid
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
-from testdata import subprocess_env
 
 from cli.emulator.guard import LocalOnly
 from cli.emulator.server import Emulator
+
+from testdata import subprocess_env
 
 pytestmark = pytest.mark.slow
 

@@ -13,11 +13,12 @@ import signal
 
 import boto3
 import pytest
-from lambdazip import make_zip
 from typer.testing import CliRunner
 
 from cli.app import app
 from cli.emulator import control, localstack_engine
+
+from lambdazip import make_zip
 
 
 def test_no_python_313_is_one_clear_line_and_installs_nothing(tmp_path, monkeypatch):

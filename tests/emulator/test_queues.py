@@ -8,10 +8,11 @@ import time
 
 import boto3
 import pytest
-from lambdazip import make_zip
 
 from cli.emulator.dispatcher import Dispatcher
 from cli.emulator.queues import EventRoutes, succeeded
+
+from lambdazip import make_zip
 
 pytestmark = pytest.mark.slow
 REGION = "us-east-1"

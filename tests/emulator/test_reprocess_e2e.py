@@ -10,11 +10,12 @@ import json
 import time
 
 import pytest
-from imaging import encode, photo
 from PIL import Image
 from reprocess_scenario import LocalUp, deploy, output_heads, report_rows, upload_without_trigger, wait_until_current
 
 from cli.emulator.runner import find_runtime_python
+
+from imaging import encode, photo
 
 pytestmark = pytest.mark.slow
 COUNT = 24

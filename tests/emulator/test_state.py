@@ -16,11 +16,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from lambdazip import make_zip
-from testdata import subprocess_env
 
 from cli.emulator import control, state
 from cli.emulator.state import StateError, load_state, save_state, state_key_path
+
+from lambdazip import make_zip
+from testdata import subprocess_env
 
 IMGPROC = Path(sys.executable).parent / "imgproc"
 

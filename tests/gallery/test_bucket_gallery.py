@@ -9,13 +9,14 @@ import boto3
 import pytest
 from browser import chromium, load_every_image, watch
 from gallerydata import HOSTILE_NAME, Elements
-from imaging import encode, photo
 from typer.testing import CliRunner
 
 from cli.app import app
 from core.naming import s3_output_key
 from core.pipeline import render
 from core.recipe import builtin_config
+
+from imaging import encode, photo
 
 pytestmark = pytest.mark.slow
 STACK = "imgproc"

@@ -17,8 +17,9 @@ import pytest
 
 import lambda_api
 from core import signing
-from testdata import load_event
+
 from imaging import decode, encode, photo
+from testdata import load_event
 
 IN, OUT = "imgproc-in", "imgproc-out"
 PARAM = "/imgproc/signing-keys"
@@ -352,7 +353,7 @@ def test_unsigned_flood_is_refused_without_reading_ssm(api, capsys, lambda_conte
     calls = count_ssm_reads()
     for _ in range(20):
         for query in garbled_queries():
-            response, log = call(event(query=query), capsys, lambda_context)
+            response, _log = call(event(query=query), capsys, lambda_context)
             forbidden(response)
     assert calls == []
 
@@ -384,7 +385,7 @@ def test_throttled_ssm_answers_503_and_backs_off_up_to_a_minute(api, capsys, lam
     calls = count_ssm_reads(raise_code="ThrottlingException")
     for _ in range(10):  # ten failures in a row, each after its backoff has passed
         for _ in range(5):
-            response, log = call(event(), capsys, lambda_context)
+            response, _log = call(event(), capsys, lambda_context)
             assert response["statusCode"] == 503 and response["headers"]["Retry-After"]
             assert json.loads(response["body"]) == {"error": "try again later"}
         clock.now += lambda_api.KEY_RETRY_MAX_SECONDS
@@ -423,7 +424,7 @@ def test_api_key_mode_trusts_the_gateway_but_needs_its_key(api, capsys, lambda_c
 
 def test_unknown_and_unlisted_presets_are_404(api, capsys, lambda_context):
     for preset in ("nope", "hidden"):  # "hidden" is in the presets file but not in IMGPROC_PRESETS
-        response, log = call(event(preset), capsys, lambda_context)
+        response, _log = call(event(preset), capsys, lambda_context)
         assert response["statusCode"] == 404 and json.loads(response["body"]) == {"error": "not found"}
     assert not api.list_objects_v2(Bucket=OUT).get("Contents")
 
@@ -480,7 +481,7 @@ def test_signed_traversal_still_refused(api, capsys, lambda_context):
 def test_only_get(api, capsys, lambda_context):
     e = event()
     e["httpMethod"] = "POST"
-    response, log = call(e, capsys, lambda_context)
+    response, _log = call(e, capsys, lambda_context)
     assert response["statusCode"] == 405 and response["headers"]["Allow"] == "GET, HEAD"
 
 

@@ -8,8 +8,9 @@ import boto3
 import pytest
 
 import lambda_entry
-from bombs import many_scan_jpeg
 from core.events import put_event
+
+from bombs import many_scan_jpeg
 from imaging import encode, photo
 from testdata import LambdaContext
 
@@ -89,7 +90,7 @@ def test_the_handler_stops_before_the_functions_deadline(s3, capsys, monkeypatch
     s3.put_object(Bucket=IN, Key="later.jpg", Body=encode(photo(900, 600), "JPEG"))
     context = ShortContext(lambda_entry.DEADLINE_MARGIN_S + 1)  # one second for the image, then the margin
 
-    with pytest.raises(lambda_entry.RetryableFailure, match="later.jpg: not started"):
+    with pytest.raises(lambda_entry.RetryableFailure, match=r"later.jpg: not started"):
         lambda_entry.handler(put_event(IN, ["slow.jpg", "later.jpg"]), context)
 
     slow, later = image_lines(capsys)

@@ -10,12 +10,13 @@ import boto3
 import pytest
 
 import lambda_entry
-from testdata import load_event
 from core.events import S3Event, put_event
 from core.jobs import CACHE_CONTROL
 from core.naming import s3_output_key
 from core.recipe import builtin_config
+
 from imaging import decode, encode, photo, psnr, reference_resize
+from testdata import load_event
 
 IN, OUT = "imgproc-in", "imgproc-out"
 RENDITIONS = builtin_config().select()
@@ -129,7 +130,7 @@ def test_emf_lines_parse_with_the_documented_fields(s3, lambda_context, capsys):
     _, lines, emf = invoke(put_event(IN, ["a.jpg", "b.jpg"]), lambda_context, capsys)
 
     assert len(emf) == len(lines) == 2
-    for doc, line in zip(emf, lines):
+    for doc, line in zip(emf, lines, strict=False):
         meta = doc["_aws"]
         assert isinstance(meta["Timestamp"], int)
         (directive,) = meta["CloudWatchMetrics"]
@@ -322,12 +323,12 @@ def test_cold_start_refuses_a_configuration_that_would_loop(s3, lambda_context, 
 
 def test_cold_start_config_errors_name_the_variable(s3, lambda_context, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("IMGPROC_PRESETS", "thumb,huge")
-    with pytest.raises(Exception, match="^IMGPROC_PRESETS: unknown preset 'huge'"):
+    with pytest.raises(Exception, match=r"^IMGPROC_PRESETS: unknown preset 'huge'"):
         lambda_entry.handler(put_event(IN, ["a.jpg"]), lambda_context)
     monkeypatch.delenv("IMGPROC_PRESETS")
     monkeypatch.setenv("IMGPROC_CONFIG", str(tmp_path / "missing.toml"))
     lambda_entry.reset()
-    with pytest.raises(Exception, match="^IMGPROC_CONFIG: .*missing.toml does not exist"):
+    with pytest.raises(Exception, match=r"^IMGPROC_CONFIG: .*missing.toml does not exist"):
         lambda_entry.handler(put_event(IN, ["a.jpg"]), lambda_context)
 
 

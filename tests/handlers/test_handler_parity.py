@@ -14,6 +14,7 @@ from core.events import put_event
 from core.naming import local_output_path, s3_output_key
 from core.pipeline import render
 from core.recipe import builtin_config, load_config
+
 from imaging import encode, jpeg_with_orientation, photo
 
 IN, OUT = "imgproc-in", "imgproc-out"

@@ -15,6 +15,7 @@ from botocore.stub import ANY, Stubber
 import lambda_entry
 from core.events import put_event
 from core.recipe import builtin_config
+
 from imaging import decode, encode, photo
 
 IN, OUT = "imgproc-in", "imgproc-out"

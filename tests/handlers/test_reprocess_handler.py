@@ -8,11 +8,12 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from imaging import decode, encode, photo
 
 import lambda_entry
 from core.batchops import PERMANENT_FAILURE, SUCCEEDED, TEMPORARY_FAILURE, BatchEvent, result_for
 from core.events import put_event
+
+from imaging import decode, encode, photo
 
 IN, OUT = "imgproc-in", "imgproc-out"
 

@@ -8,13 +8,14 @@ import json
 
 import boto3
 import pytest
-from imaging import encode, photo
-from testdata import load_event
 
 import lambda_entry
 from core.events import Delivery, put_event
 from core.naming import s3_output_key
 from core.recipe import builtin_config
+
+from imaging import encode, photo
+from testdata import load_event
 
 IN, OUT = "imgproc-in", "imgproc-out"
 KEY = "uploads/My Photo (1).JPG"  # the key every captured put fixture names

@@ -9,13 +9,15 @@ invocations over two log streams, shifted to end a minute ago).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from logsdata import GROUP, STREAM_A, STREAM_B, load_session, make_app, now_ms, put_events, runner, short_messages
 from cli.logs.render import IMAGE, REPORT, TEXT, Selector, classify, parse_report
 from cli.logs.source import LogEvent, parse_time
+
+from logsdata import GROUP, STREAM_A, STREAM_B, load_session, make_app, now_ms, put_events, runner, short_messages
+
 
 def run(*args: str):
     return runner.invoke(make_app(), ["logs", *args])
@@ -74,7 +76,7 @@ def test_default_window_is_the_last_ten_minutes_and_since_widens_it(logs_client)
 def test_since_and_until_accept_iso_times(logs_client):
     base = now_ms() - 30 * 60_000
     put_events(logs_client, GROUP, "s", [(base + i * 60_000, f"minute {i}") for i in range(5)])
-    iso = lambda ms: datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
+    iso = lambda ms: datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
 
     result = run("--log-group", GROUP, "--format", "short",
                  "--since", iso(base + 60_000), "--until", iso(base + 3 * 60_000))
@@ -97,14 +99,14 @@ def test_an_empty_window_says_so_on_stderr(logs_client):
     ("2h", timedelta(hours=2)), ("1d", timedelta(days=1)), ("1w", timedelta(days=7)),
 ])
 def test_relative_times(text, expected):
-    now = datetime(2026, 11, 26, 14, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
     assert parse_time(text, now) == now - expected
 
 
 def test_iso_times_without_a_zone_are_utc():
-    now = datetime(2026, 11, 26, 14, 0, tzinfo=timezone.utc)
-    assert parse_time("2026-11-26T13:00:00", now) == datetime(2026, 11, 26, 13, 0, tzinfo=timezone.utc)
-    assert parse_time("2026-11-26T15:00:00+02:00", now) == datetime(2026, 11, 26, 13, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
+    assert parse_time("2026-11-26T13:00:00", now) == datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+    assert parse_time("2026-11-26T15:00:00+02:00", now) == datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -21,8 +21,9 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from cli.commands import logs as logs_cmd
 from cli.logs.source import Backoff, Fetcher, Follower, TransientLogsError
-from testdata import subprocess_env
+
 from logsdata import GROUP, make_app, now_ms, put_events, runner, short_messages
+from testdata import subprocess_env
 
 IMGPROC = Path(sys.executable).parent / "imgproc"
 

@@ -18,6 +18,7 @@ import json
 import pytest
 
 from cli.logs.stats import Stats, percentile
+
 from logsdata import GROUP, load_session, make_app, now_ms, put_events, runner
 
 

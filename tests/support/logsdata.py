@@ -9,6 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from cli.app import build
+
 from testdata import FIXTURES
 
 GROUP = "/aws/lambda/imgproc-ImageFunction-Xy12"
@@ -50,7 +51,7 @@ def load_session(client, group: str = GROUP, end_ms: int | None = None) -> list[
     end_ms = end_ms if end_ms is not None else now_ms() - 60_000
     last = max(r["t"] for r in rows)
     for r in rows:
-        r["ts"] = end_ms - int(round((last - r["t"]) * 1000))
+        r["ts"] = end_ms - round((last - r["t"]) * 1000)
     for stream in sorted({r["stream"] for r in rows}):
         put_events(client, group, stream, [(r["ts"], r["message"]) for r in rows if r["stream"] == stream])
     return sorted(rows, key=lambda r: r["ts"])

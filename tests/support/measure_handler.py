@@ -82,6 +82,7 @@ def peak_memory(megapixels: float) -> dict:
     from moto.server import ThreadedMotoServer
 
     from core.events import put_event
+
     from imaging import encode, photo
 
     width = int((megapixels * 1e6 * 1.5) ** 0.5)

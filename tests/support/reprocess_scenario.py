@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+
 from imaging import encode, photo
 from testdata import subprocess_env
 
