@@ -383,6 +383,7 @@ def describe(runtime: Runtime) -> dict[str, Any]:
     return {
         "recipe": job.recipe, "output_bucket": s.output_bucket, "output_prefix": s.output_prefix,
         "input_bucket": s.input_bucket, "input_prefix": s.input_prefix, "on_delete": s.on_delete,
+        "naming": job.naming,
         "presets": {name: list(labels) for name, labels in runtime.preset_labels.items()},
         "renditions": [{"name": r.name, "format": r.format, "label": r.label, "recipe": rendition_recipe(r),
                         "output_key_example": job.output_key("a/b.jpg", r)} for r in job.renditions],

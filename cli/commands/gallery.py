@@ -57,7 +57,8 @@ def gallery(
         raise UsageError(f"deployed presets {', '.join(t.presets)}: {exc}") from None
     logged = failure_reader(ctx.target.client("logs"), t.log_group, time.time() - 7 * 86400)() if t.log_group else {}
     until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() + seconds))
-    where = Buckets(t.input_bucket, t.output_bucket, t.input_prefix, t.output_prefix, t.triggers)
+    where = Buckets(t.input_bucket, t.output_bucket, t.input_prefix, t.output_prefix, t.triggers,
+                    ctx.config.naming)
     page = from_buckets(ctx.target.client("s3", max_pool_connections=max(10, jobs)), where, recipes, seconds,
                         logged, jobs, title=f"imgproc: {ctx.settings.stack_name}",
                         note=f"s3://{t.output_bucket}/{t.output_prefix} · image links work until {until}")

@@ -33,6 +33,7 @@ class Buckets:
     input_prefix: str
     output_prefix: str
     triggers: Callable[[str], bool]  # does this input key start the function?
+    naming: str = "stem"  # [output] naming of imgproc.toml, as the function uses it (core.naming)
 
 
 def _listing(s3, bucket: str, prefix: str) -> dict[str, int]:
@@ -79,7 +80,7 @@ def from_buckets(s3, where: Buckets, recipes: Iterable[Recipe], expires: int,
     outputs = _listing(s3, where.output_bucket, where.output_prefix) if where.output_bucket else {}
     wanted = [(where.input_bucket, key, size) for key, size in sources.items()]
     wanted += [(where.output_bucket, okey, outputs[okey]) for key in sources for r in recipes
-               if (okey := s3_output_key(where.output_prefix, key, r)) in outputs]
+               if (okey := s3_output_key(where.output_prefix, key, r, where.naming)) in outputs]
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         headers = dict(zip([(b, k) for b, k, _ in wanted], pool.map(lambda w: image_header(s3, *w), wanted),
                            strict=True))
@@ -88,7 +89,7 @@ def from_buckets(s3, where: Buckets, recipes: Iterable[Recipe], expires: int,
     for key, size in sorted(sources.items()):
         renditions = []
         for r in recipes:
-            okey = s3_output_key(where.output_prefix, key, r)
+            okey = s3_output_key(where.output_prefix, key, r, where.naming)
             header = headers.get((where.output_bucket, okey))
             if header is not None:
                 fmt, width, height = header

@@ -65,13 +65,15 @@ class Deployed:
     queue_url: str = ""  # queue mode's upload queue
     batch_role_arn: str = ""
     log_group: str = ""
+    naming: str = "stem"  # the function's [output] naming (core.naming)
 
     def triggers(self, key: str) -> bool:
         return key.startswith(self.input_prefix) and (not self.suffixes or key.endswith(self.suffixes))
 
     def output_key(self, source_key: str, r: DeployedRendition) -> str:
         # The same naming rule the function uses (core.naming), with the deployed name and extension.
-        return s3_output_key(self.output_prefix, source_key, _Named(r.name, r.ext))  # type: ignore[arg-type]
+        return s3_output_key(self.output_prefix, source_key, _Named(r.name, r.ext),  # type: ignore[arg-type]
+                             self.naming)
 
     def selected(self, presets: Iterable[str]) -> tuple[DeployedRendition, ...]:
         """The renditions of these presets (all when none are named); UsageError names an unknown one."""
@@ -174,7 +176,7 @@ def read_deployed(ctx: Any) -> Deployed:
         presets={p: tuple(labels) for p, labels in (answer.get("presets") or {}).items()},
         function_name=function, function_arn=outputs.get("FunctionArn", ""),
         queue_url=outputs.get("UploadQueueUrl", ""), batch_role_arn=outputs.get("BatchOperationsRoleArn", ""),
-        log_group=outputs.get("LogGroupName", ""),
+        log_group=outputs.get("LogGroupName", ""), naming=str(answer.get("naming") or "stem"),
     )
 
 

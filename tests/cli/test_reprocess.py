@@ -177,3 +177,16 @@ def test_plan_json_has_counts_and_every_item():
     doc = json.loads(json.dumps(plan.as_json()))
     assert doc["counts"] == {"current": 0, "missing": 1, "stale": 0, "failed": 0} and doc["to_send"] == 1
     assert doc["items"][0]["renditions"] == {"thumb.jpg": "missing", "web.webp": "current"}
+
+
+def test_reprocess_looks_for_renditions_where_the_functions_naming_puts_them(s3):
+    # [output] naming = "extension" keeps cat.jpg and cat.png apart: the plan must use the same names.
+    etag = source(s3, "up/cat.jpg")
+    rendition(s3, "thumb/up/cat.jpg.jpg", etag, THUMB.recipe)
+    rendition(s3, "web/up/cat.jpg.webp", etag, WEB.recipe)
+    d = deployed(naming="extension")
+    assert d.output_key("up/cat.jpg", THUMB) == "thumb/up/cat.jpg.jpg"
+    sources = list_sources(s3, d)
+    classify(s3, d, sources, d.renditions, {})
+    assert [(s.key, s.category) for s in sources] == [("up/cat.jpg", CURRENT)]
+    assert Plan(d, sources).to_send == []

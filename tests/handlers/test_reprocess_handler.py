@@ -228,3 +228,8 @@ def test_deletes_are_ignored_unless_on_delete_is_remove(s3, lambda_context, caps
     _, (line,) = handle(deleted("up/b.jpg"), lambda_context, capsys)
     assert line["outcome"] == "skipped" and "ignored" in line["reason"]
     assert len(keys(s3)) == 3
+
+
+def test_describe_says_how_the_function_names_its_outputs(s3, lambda_context):
+    described = lambda_entry.handler({"imgproc": "describe"}, lambda_context)
+    assert described["naming"] == "stem"
