@@ -121,6 +121,7 @@ class Dispatcher:
                 "bucket_update": FakeBucket.__dict__["update_from_cloudformation_json"],
                 "cfn_types": cfn_parsing.resource_class_from_type,
                 "change_set_diff": ChangeSet.diff,
+                "change_set_apply": ChangeSet.apply,
             }
         except (AttributeError, KeyError) as exc:
             import moto
@@ -153,6 +154,17 @@ class Dispatcher:
             return [Change(action, name, (new.get(name) or old.get(name) or {}).get("Type", ""))
                     for action in ("Add", "Modify", "Remove") for name in dict.fromkeys(names[action])]
 
+        apply_original = self._saved["change_set_apply"]
+
+        def change_set_apply(change_set: Any) -> None:
+            # moto's executed change set updates the resources but keeps the stack's old template
+            # and outputs: `imgproc deploy --api` on an existing stack lost the API's outputs.
+            apply_original(change_set)
+            stack = change_set.stack
+            stack.template = change_set.template
+            stack._parse_template()
+            stack.output_map = stack._create_output_map()
+
         update_original = self._saved["bucket_update"].__func__
 
         def bucket_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -172,6 +184,7 @@ class Dispatcher:
         setattr(FakeBucket, "update_from_cloudformation_json", classmethod(bucket_update))  # noqa: B010
         cfn_parsing.resource_class_from_type = resource_class_from_type
         setattr(ChangeSet, "diff", change_set_diff)  # noqa: B010 - see above
+        setattr(ChangeSet, "apply", change_set_apply)  # noqa: B010 - see above
         Dispatcher._active = self
         for thread in self._threads:
             thread.start()
@@ -193,6 +206,7 @@ class Dispatcher:
         setattr(FakeBucket, "update_from_cloudformation_json", self._saved["bucket_update"])  # noqa: B010
         cfn_parsing.resource_class_from_type = self._saved["cfn_types"]
         setattr(ChangeSet, "diff", self._saved["change_set_diff"])  # noqa: B010 - see install()
+        setattr(ChangeSet, "apply", self._saved["change_set_apply"])  # noqa: B010 - see install()
         Dispatcher._active = None
         for _ in self._threads:
             self._jobs.put(None)
