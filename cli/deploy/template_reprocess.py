@@ -28,7 +28,7 @@ def batch_operations_resources(s: DeploySettings, presets: tuple[str, ...]) -> D
     function = {"Fn::GetAtt": ["Function", "Arn"]}
     statements = [
         {"Sid": "InvokeTheFunction", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
-         "Resource": [function, {"Fn::Join": ["", [function, ":*"]]}]},
+         "Resource": [function, {"Fn::Sub": "${Function.Arn}:*"}]},
         {"Sid": "ReadManifests", "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
          "Resource": [objects]},
         {"Sid": "WriteReports", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": [objects]},
