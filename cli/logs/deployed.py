@@ -36,9 +36,23 @@ def read_deployed(ctx: Any, *, stack_wanted: bool) -> Deployed:
     fn = function_config(ctx.target, outputs["FunctionName"]) if outputs.get("FunctionName") else {}
     arch = (fn.get("Architectures") or [""])[0]
     known = arch in PRICE_PER_GB_S
-    return Deployed(queue_depths(ctx.target, outputs), arch if known else fallback.architecture,
+    return Deployed(queue_depths(ctx.target, outputs, stack_resources(ctx.target, ctx.settings.stack_name)),
+                    arch if known else fallback.architecture,
                     "the deployed function" if known else fallback.architecture_from,
                     fn.get("Timeout") or fallback.timeout_s)
+
+
+def stack_resources(target: Any, stack_name: str) -> dict[str, str]:
+    """Logical -> physical id of the stack's resources ({} when they cannot be listed)."""
+    from cli.aws.errors import AWS_ERRORS
+    from cli.deploy.wiring import paged
+
+    try:
+        return {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in
+                paged(target.client("cloudformation"), "list_stack_resources", "StackResourceSummaries",
+                      StackName=stack_name)}
+    except AWS_ERRORS:
+        return {}
 
 
 def function_config(target: Any, function_name: str) -> dict[str, Any]:
