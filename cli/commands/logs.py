@@ -21,6 +21,8 @@ import typer
 from cli.commands.options import ConfigOpt, EndpointOpt, LocalstackOpt, ProfileOpt, RegionOpt, StackOpt
 from cli.deploy.context import resolve
 from cli.errors import UsageError
+from cli.logs.cost import of_stats, render_cost
+from cli.logs.deployed import Deployed, read_deployed
 from cli.logs.render import Line, Selector, classify, iso, make_renderer
 from cli.logs.source import Fetcher, Follower, Window, from_ms, log_group_from_stack
 from cli.logs.stats import Stats, render_stats
@@ -119,43 +121,39 @@ def stats(
     localstack: LocalstackOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Summarise the function's logs: invocations, images processed and failed, p50/p95/max ms per rendition, cold starts, memory used vs configured.
+    """Summarise the function's logs: invocations, images processed and failed, p50/p95/max ms per rendition, cold starts, memory used vs configured, cost per 1,000 images and the memory size that would cost less.
 
     Example: imgproc stats --since 1d
     """
     window = Window.parse(since, until, NOW())
     fetcher = _fetcher(stack, log_group, None, config, endpoint_url, profile, region, localstack)
     figures = Stats.from_lines(classify(e) for e in fetcher.fetch(window.start_ms, window.end_ms))
-    queues = {} if log_group else _queue_depths(stack, config, endpoint_url, profile, region, localstack)
+    deployed = _deployed(stack, config, endpoint_url, profile, region, localstack,
+                         stack_wanted=not log_group)
+    cost = of_stats(figures, deployed.architecture, deployed.architecture_from, deployed.timeout_s)
     if as_json:
         _write_line(json.dumps(
-            dict(figures.to_json(), log_group=fetcher.log_group, queues=queues,
-                 since=iso(window.start_ms), until=iso(window.end_ms) if window.end_ms else None),
+            dict(figures.to_json(), cost=cost.to_json() if cost else None, log_group=fetcher.log_group,
+                 queues=deployed.queues, since=iso(window.start_ms), until=iso(window.end_ms) if window.end_ms else None),
         ))
         return
     from rich.console import Console
 
     console = Console(highlight=False)
     render_stats(figures, console, f"{fetcher.log_group} {_window_text(window)}")
-    if queues:  # now, not over the window: what is still waiting or failed every retry
+    if cost:
+        render_cost(cost, console)
+    if deployed.queues:  # now, not over the window: what is still waiting or failed every retry
         console.print("queues now: " + ", ".join(
-            f"{label} [{'red' if n and label != 'upload queue' else 'green'}]{n}[/]" for label, n in queues.items()))
+            f"{label} [{'red' if n and label != 'upload queue' else 'green'}]{n}[/]"
+            for label, n in deployed.queues.items()))
 
 
-def _queue_depths(stack: str | None, config: Path | None, endpoint_url: str | None, profile: str | None,
-                  region: str | None, localstack: bool) -> dict[str, int]:
-    """Depth of the stack's failure, upload and dead-letter queues ({} when the stack cannot be read)."""
-    from cli.deploy.changeset import describe_stack, stack_outputs
-    from cli.deploy.trigger_wiring import queue_depths
-    from cli.errors import DeployError
-
+def _deployed(stack: str | None, config: Path | None, endpoint_url: str | None, profile: str | None,
+              region: str | None, localstack: bool, *, stack_wanted: bool) -> Deployed:
     ctx = resolve(config, stack, None, endpoint_url, profile, region, localstack)
     ctx.region()
-    try:
-        found = describe_stack(ctx.target.client("cloudformation"), ctx.settings.stack_name)
-    except DeployError:
-        return {}
-    return queue_depths(ctx.target, stack_outputs(found)) if found else {}
+    return read_deployed(ctx, stack_wanted=stack_wanted)
 
 
 # --- building ---------------------------------------------------------------------

@@ -19,8 +19,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cli.deploy import alarms, triggers
-from cli.deploy.checkov import checkov_skip
+from cli.deploy import alarms, dashboard, triggers
+from cli.deploy.checkov import SSE_SQS, checkov_skip
 from cli.deploy.settings import DeploySettings
 
 RUNTIME = "python3.12"
@@ -163,8 +163,7 @@ def failure_resources(s: DeploySettings, presets: tuple[str, ...]) -> Doc:
         # Retained: the failed events are the list of images to retry, still wanted after `destroy`.
         "Resources": {"FailureQueue": {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
             "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True},
-            "Metadata": checkov_skip(CKV_AWS_27="encrypted at rest with SSE-SQS (SqsManagedSseEnabled); "
-                                                "checkov only recognises a KMS key")}},
+            "Metadata": checkov_skip(CKV_AWS_27=SSE_SQS)}},
         "Outputs": {"DeadLetterQueueUrl": {"Description": "Failed S3 events (after retries)",
                                            "Value": ref("FailureQueue")}},
     }
@@ -285,7 +284,7 @@ from cli.deploy.template_reprocess import batch_operations_resources  # noqa: E4
 Group = Callable[[DeploySettings, tuple[str, ...]], Doc]
 # One entry per resource group; the API adds `api_resources` here.
 GROUPS: list[Group] = [storage_resources, failure_resources, function_resources, triggers.trigger_resources,
-                       alarms.alarm_resources, batch_operations_resources]
+                       alarms.alarm_resources, dashboard.dashboard_resources, batch_operations_resources]
 
 
 def _merge(doc: Doc, part: Doc) -> None:

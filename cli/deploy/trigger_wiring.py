@@ -268,14 +268,20 @@ QUEUE_LABELS = {"DeadLetterQueueUrl": "failure queue", "UploadQueueUrl": "upload
                 "UploadDeadLetterQueueUrl": "dead-letter queue"}
 
 
-def queue_depths(target: Any, outputs: dict[str, str]) -> dict[str, int]:
-    """Messages waiting or in flight in each of the stack's queues, by label (`imgproc stats`)."""
+def queue_depths(target: Any, outputs: dict[str, str], resources: dict[str, str] | None = None) -> dict[str, int]:
+    """Messages waiting or in flight in each of the stack's queues, by label (`imgproc stats`).
+
+    A queue is found by its output, else by its physical id (``resources``: logical -> physical;
+    moto's stack updates add resources but not their outputs).
+    """
+    logical_of = {output: logical for logical, output in QUEUE_OUTPUTS.items()}
     depths = {}
     for output, label in QUEUE_LABELS.items():
-        if not outputs.get(output):
+        url = outputs.get(output) or (resources or {}).get(logical_of[output], "")
+        if not url.startswith("http"):
             continue
         try:
-            attrs = target.client("sqs").get_queue_attributes(QueueUrl=outputs[output], AttributeNames=[
+            attrs = target.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
                 "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         except AWS_ERRORS:
             continue  # stats is about the logs: a queue it cannot read is left out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cli.deploy.checkov import SSE_SQS, checkov_skip
 from cli.deploy.settings import DeploySettings
 
 Doc = dict[str, Any]
@@ -136,14 +137,15 @@ def queue_resources(s: DeploySettings) -> Doc:
     return {
         "Resources": {
             "UploadDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {
-                "MessageRetentionPeriod": DLQ_RETENTION_SECONDS, "SqsManagedSseEnabled": True}},
+                "MessageRetentionPeriod": DLQ_RETENTION_SECONDS, "SqsManagedSseEnabled": True},
+                "Metadata": checkov_skip(CKV_AWS_27=SSE_SQS)},
             "UploadQueue": {"Type": "AWS::SQS::Queue", "Properties": {
                 "SqsManagedSseEnabled": True,
                 "MessageRetentionPeriod": QUEUE_RETENTION_SECONDS,
                 "VisibilityTimeout": VISIBILITY_TIMEOUT_FACTOR * s.timeout,
                 "RedrivePolicy": {"deadLetterTargetArn": _arn("UploadDeadLetterQueue"),
                                   "maxReceiveCount": s.max_receive_count},
-            }},
+            }, "Metadata": checkov_skip(CKV_AWS_27=SSE_SQS)},
             "UploadQueuePolicy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {
                 "Queues": [{"Ref": "UploadQueue"}],
                 "PolicyDocument": {"Version": "2012-10-17", "Statement": [{

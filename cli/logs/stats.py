@@ -13,7 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cli.logs.render import IMAGE, REPORT, Line, human_ms, rendition_label
+from cli.logs.render import IMAGE, REPORT, Line, Report, human_ms, rendition_label
+
+#: The CPU-bound steps of the handler's ms breakdown (cli/logs/cost.py scales them with memory).
+CPU_STEPS = ("decode", "transform", "encode")
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -54,12 +57,15 @@ class Stats:
     init_ms: list[float] = field(default_factory=list)
     max_memory_mb: int | None = None
     memory_mb: int | None = None  # configured (Memory Size), the latest seen
+    reports: list[Report] = field(default_factory=list)  # every REPORT line, for the cost
+    cpu_ms: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # request id -> CPU-bound ms
 
     def add(self, line: Line) -> None:
         if line.kind == IMAGE and line.data is not None:
             self._image(line.data)
         elif line.kind == REPORT and line.report is not None:
             r = line.report
+            self.reports.append(r)
             self.invocations += 1
             if r.status is not None:
                 self.failed_invocations += 1
@@ -74,6 +80,10 @@ class Stats:
                 self.memory_mb = r.memory_mb
 
     def _image(self, d: dict[str, Any]) -> None:
+        ms = d.get("ms")
+        if isinstance(ms, dict) and d.get("request_id"):
+            self.cpu_ms[str(d["request_id"])] += sum(
+                max(0.0, float(ms[step])) for step in CPU_STEPS if isinstance(ms.get(step), (int, float)))
         outcome = str(d.get("outcome", "unknown"))
         self.images[outcome] += 1
         err = d.get("error")
@@ -87,7 +97,6 @@ class Stats:
         for r in d.get("renditions") or []:
             if isinstance(r, dict) and isinstance(r.get("ms"), (int, float)) and r.get("name"):
                 self.rendition_ms[rendition_label(r)].append(float(r["ms"]))
-        ms = d.get("ms")
         if isinstance(ms, dict) and isinstance(ms.get("total"), (int, float)):
             self.total_ms.append(float(ms["total"]))
 
@@ -118,7 +127,7 @@ class Stats:
         if share < 0.4:
             return (
                 "peak memory is under 40% of the configured size; Lambda also scales CPU with memory, "
-                "so compare p95 durations before lowering it"
+                "so see the memory sizes compared below before lowering it"
             )
         return None
 

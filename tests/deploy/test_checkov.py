@@ -79,6 +79,7 @@ def test_checkov_finds_nothing_unskipped_in_the_exported_templates(checkov, tmp_
         "api": export(tmp_path / "api", "--api"),
         "apikey": export(tmp_path / "apikey", config='[api]\nauth = "apikey"\n'),
         "reserved": export(tmp_path / "reserved", config="[deploy]\nreserved_concurrency = 5\n"),
+        "queue": export(tmp_path / "queue", config='[deploy]\ntrigger = "queue"\n'),
     }
     # A canary: the plain template without the input bucket's versioning must be caught, so a checkov
     # that silently checks nothing cannot pass this test.

@@ -30,13 +30,16 @@ def test_deploy_creates_every_resource_then_noop_then_updates_only_what_changed(
     assert set(body["Resources"]) == {"InputBucket", "InputBucketPolicy", "OutputBucket", "OutputBucketPolicy",
                                       "FailureQueue", "FunctionRole", "LogGroup", "Function", "InvokeConfig",
                                       "InvokePermission", "AlarmTopic", "FunctionErrorsAlarm", "FunctionThrottlesAlarm",
-                                      "FunctionDurationAlarm", "FailureQueueAlarm", "BatchOperationsRole"}
+                                      "FunctionDurationAlarm", "FailureQueueAlarm", "BatchOperationsRole", "Dashboard"}
     # moto creates these (bucket policies and EventInvokeConfig are template-only there: see status --repair)
     assert {"InputBucket", "OutputBucket", "FailureQueue", "FunctionRole", "LogGroup", "Function",
             "InvokePermission"} <= set(stack_resources())
     for name, value in (("InputBucketName", IN_BUCKET), ("OutputBucketName", OUT_BUCKET),
                         ("FunctionName", "imgproc-process"), ("LogGroupName", "/aws/lambda/imgproc-process")):
         assert re.search(rf"^{name} +{re.escape(value)}$", first.stdout, re.M), name  # one aligned line each
+    # The dashboard charts this function's metrics (names filled in by CloudFormation).
+    dashboard = client("cloudwatch").get_dashboard(DashboardName=f"imgproc-{REGION}")["DashboardBody"]
+    assert '"FunctionName","imgproc-process"' in dashboard and "${" not in dashboard
     # The emulator ignores the template's notification: deploy says so instead of hiding it.
     assert "problem notification" in first.stdout and "imgproc status --repair" in first.stdout
 

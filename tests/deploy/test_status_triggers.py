@@ -4,6 +4,7 @@ including the Lambda invoke permission that `deploy` cannot bring back."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -162,3 +163,27 @@ def test_switching_trigger_is_an_ordinary_update_and_status_follows(moto_server,
     again = checks(imgproc("status", "--repair", "--json", cwd=tmp_path))
     assert again["trigger"]["detail"] == "notification" and again["invoke permission"]["ok"]
     assert "event source mapping" not in again
+
+
+def test_stats_shows_the_dead_letter_queue_depth_in_queue_mode_also_after_a_switch(moto_server, tmp_path):
+    write_config(tmp_path, 'architecture = "arm64"\n')
+    deploy(tmp_path)
+    deploy(tmp_path, "--trigger", "queue")  # moto adds the queues without their outputs
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
+                client("cloudformation").list_stack_resources(StackName="imgproc")["StackResourceSummaries"]}
+    client("sqs").send_message(QueueUrl=physical["UploadDeadLetterQueue"], MessageBody="{}")
+    # The price follows the deployed function, not imgproc.toml: moto's CloudFormation ignores Architectures,
+    # so the function runs on x86_64 although [deploy] says arm64.
+    client("logs").create_log_stream(logGroupName=f"/aws/lambda/{FUNCTION}", logStreamName="s")
+    client("logs").put_log_events(logGroupName=f"/aws/lambda/{FUNCTION}", logStreamName="s", logEvents=[{
+        "timestamp": int(time.time() * 1000) - 60_000,
+        "message": "REPORT RequestId: r1\tDuration: 99.00 ms\tBilled Duration: 100 ms\tMemory Size: 1024 MB\t"
+                   "Max Memory Used: 90 MB\t"}])
+
+    figures = json.loads(ok(imgproc("stats", "--json", cwd=tmp_path)).stdout)
+    text = ok(imgproc("stats", cwd=tmp_path)).stdout
+
+    assert figures["queues"] == {"failure queue": 0, "upload queue": 0, "dead-letter queue": 1}
+    assert (figures["cost"]["architecture"], figures["cost"]["architecture_from"]) == ("x86_64", "the deployed function")
+    assert "queues now: failure queue 0, upload queue 0, dead-letter queue 1" in text
+    assert checks(imgproc("status", "--json", cwd=tmp_path))["dead-letter queue"]["ok"] is False

@@ -161,7 +161,8 @@ def test_function_settings_environment_and_failure_destination():
 def test_outputs_are_exactly_the_contract():
     doc = template(DeploySettings(), PRESETS)
     assert set(doc["Outputs"]) == {"InputBucketName", "OutputBucketName", "FunctionName", "FunctionArn",
-                                   "LogGroupName", "DeadLetterQueueUrl", "AlarmTopicArn", "BatchOperationsRoleArn"}
+                                   "LogGroupName", "DeadLetterQueueUrl", "AlarmTopicArn", "BatchOperationsRoleArn",
+                                   "DashboardUrl"}
 
 
 def test_a_resource_group_is_one_more_entry():
