@@ -35,27 +35,37 @@ def run(step: str, command: list[str], env: dict[str, str] | None = None) -> Non
         sys.exit(code)
 
 
-def coverage_by_area() -> None:
+def coverage_env() -> dict[str, str]:
+    """Coverage data in one folder every test process may write to (tests also run `imgproc` as nobody)."""
+    folder = ROOT / ".coverage-data"
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o1777)
+    for stale in folder.glob(".coverage*"):
+        stale.unlink()
+    return dict(os.environ, COVERAGE_RCFILE=str(ROOT / "pyproject.toml"), COVERAGE_FILE=str(folder / ".coverage"))
+
+
+def coverage_by_area(env: dict[str, str]) -> None:
     print("\n=== coverage per area", flush=True)
     for area, patterns in AREAS.items():
         out = subprocess.run([str(BIN / "coverage"), "report", "--format=total", "--include", ",".join(patterns)],
-                             cwd=ROOT, capture_output=True, text=True)
+                             cwd=ROOT, capture_output=True, text=True, env=env)
         print(f"{area:24s} {out.stdout.strip() or 'n/a'}%", flush=True)
     total = subprocess.run([str(BIN / "coverage"), "report", "--format=total"], cwd=ROOT,
-                           capture_output=True, text=True).stdout.strip()
+                           capture_output=True, text=True, env=env).stdout.strip()
     print(f"{'all':24s} {total}%", flush=True)
 
 
 def main(pytest_args: list[str]) -> int:
     run("ruff", [str(BIN / "ruff"), "check", "."])
     run("mypy", [str(BIN / "mypy")])
-    for stale in ROOT.glob(".coverage*"):
-        stale.unlink()
-    env = dict(os.environ, COVERAGE_RCFILE=str(ROOT / "pyproject.toml"))
-    run("pytest", [str(BIN / "coverage"), "run", "-m", "pytest", *pytest_args], env=env)
-    subprocess.call([str(BIN / "coverage"), "combine", "-q"], cwd=ROOT)
-    coverage_by_area()
-    return 0
+    env = coverage_env()
+    code = subprocess.call([str(BIN / "coverage"), "run", "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
+    subprocess.call([str(BIN / "coverage"), "combine", "-q"], cwd=ROOT, env=env)
+    coverage_by_area(env)
+    if code != 0:
+        print(f"=== pytest failed (exit {code})", flush=True)
+    return code
 
 
 if __name__ == "__main__":

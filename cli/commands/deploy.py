@@ -212,9 +212,9 @@ def render_outputs(outputs: dict[str, str], console: Console) -> None:
 
 def render_checks(checks: list[wiring.Check], console: Console) -> None:
     for c in checks:
-        mark = "[green]ok     [/]" if c.ok else "[red]problem[/]"
-        console.print(f"{mark} {c.name}: {c.detail}", soft_wrap=True)
-        if not c.ok and c.fix:
+        mark = "[yellow]notice [/]" if c.notice else "[green]ok     [/]" if c.ok else "[red]problem[/]"
+        console.print(f"{mark} {c.name}: {escape(c.detail)}", soft_wrap=True)
+        if (c.notice or not c.ok) and c.fix:
             console.print(f"        fix: {c.fix}", soft_wrap=True)
 
 
@@ -267,7 +267,8 @@ def status(
         print(json.dumps({
             "stack": name, "status": deployed.stack["StackStatus"], "outputs": deployed.outputs,
             "function": _function_summary(deployed.function, concurrency), "repaired": repaired,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks],
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix, "notice": c.notice}
+                       for c in checks],
         }, indent=2))
     else:
         out.print(f"[bold]{name}[/] {deployed.stack['StackStatus']}")

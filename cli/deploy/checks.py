@@ -60,6 +60,8 @@ class Check:
     detail: str
     fix: str = ""
     repair: Callable[[], None] | None = None
+    #: Shown to the user but not a wiring problem (an alarm firing): no repair, no exit 1.
+    notice: bool = False
 
 
 @dataclass

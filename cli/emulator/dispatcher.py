@@ -108,7 +108,7 @@ class Dispatcher:
         import moto.s3.notifications as notifications
         from moto.awslambda.models import LambdaFunction
         from moto.cloudformation.models import ChangeSet
-        from moto.s3.models import FakeBucket
+        from moto.s3.models import FakeBucket, S3Backend
 
         if Dispatcher._active is not None:
             raise EmulatorError("another emulator dispatcher is already active in this process")
@@ -122,6 +122,7 @@ class Dispatcher:
                 "cfn_types": cfn_parsing.resource_class_from_type,
                 "change_set_diff": ChangeSet.diff,
                 "change_set_apply": ChangeSet.apply,
+                "delete_object": S3Backend.delete_object,
             }
         except (AttributeError, KeyError) as exc:
             import moto
@@ -155,6 +156,20 @@ class Dispatcher:
                     for action in ("Add", "Modify", "Remove") for name in dict.fromkeys(names[action])]
 
         apply_original = self._saved["change_set_apply"]
+        delete_original = self._saved["delete_object"]
+
+        def delete_object(backend: Any, bucket_name: str, key_name: str, version_id: str | None = None,
+                          bypass: bool = False) -> Any:
+            # In a versioned bucket S3 sends ObjectRemoved:DeleteMarkerCreated for a plain delete;
+            # moto sends nothing, so `on_delete = "remove"` never heard of deleted originals.
+            bucket = backend.get_bucket(bucket_name)
+            marked = bucket.keys.get(key_name) if bucket.is_versioned and version_id is None else None
+            result = delete_original(backend, bucket_name, key_name, version_id, bypass)
+            if marked is not None and hasattr(marked, "etag"):  # a live object, not a delete marker
+                notifications.send_event(backend.account_id,
+                                         notifications.S3NotificationEvent.OBJECT_REMOVED_DELETE_MARKER_CREATED_EVENT,
+                                         bucket, marked)
+            return result
 
         def change_set_apply(change_set: Any) -> None:
             # moto's executed change set updates the resources but keeps the stack's old template
@@ -185,6 +200,7 @@ class Dispatcher:
         cfn_parsing.resource_class_from_type = resource_class_from_type
         setattr(ChangeSet, "diff", change_set_diff)  # noqa: B010 - see above
         setattr(ChangeSet, "apply", change_set_apply)  # noqa: B010 - see above
+        setattr(S3Backend, "delete_object", delete_object)  # noqa: B010 - see above
         Dispatcher._active = self
         for thread in self._threads:
             thread.start()
@@ -195,7 +211,7 @@ class Dispatcher:
         import moto.s3.notifications as notifications
         from moto.awslambda.models import LambdaFunction
         from moto.cloudformation.models import ChangeSet
-        from moto.s3.models import FakeBucket
+        from moto.s3.models import FakeBucket, S3Backend
 
         if Dispatcher._active is not self:
             return
@@ -207,6 +223,7 @@ class Dispatcher:
         cfn_parsing.resource_class_from_type = self._saved["cfn_types"]
         setattr(ChangeSet, "diff", self._saved["change_set_diff"])  # noqa: B010 - see install()
         setattr(ChangeSet, "apply", self._saved["change_set_apply"])  # noqa: B010 - see install()
+        setattr(S3Backend, "delete_object", self._saved["delete_object"])  # noqa: B010 - see install()
         Dispatcher._active = None
         for _ in self._threads:
             self._jobs.put(None)

@@ -111,25 +111,28 @@ def test_with_on_delete_remove_deleting_a_source_removes_its_renditions_and_neve
     local.run("status", timeout=60)  # the wiring (ObjectCreated and ObjectRemoved) is as the template says
     out = local.outputs()
     s3, src, dst = local.client("s3"), out["InputBucketName"], out["OutputBucketName"]
-    # d/a.jpg and d/a.png make the same three output keys: the later upload's renditions replace the other's.
-    for key, fmt in (("d/a.jpg", "JPEG"), ("d/a.png", "PNG"), ("d/b.jpg", "JPEG")):
+    logs = local.client("logs")
+
+    def lines(word: str, event: str) -> dict[str, dict]:
+        found = logs.filter_log_events(logGroupName=out["LogGroupName"], filterPattern=f'"{word}"')["events"]
+        parsed = [json.loads(e["message"]) for e in found if e["message"].startswith("{")]
+        return {line["key"]: line for line in parsed if line.get("event") == event}
+
+    # d/a.jpg and d/a.png map to the same three output keys: the first keeps them, the second is refused.
+    for key, fmt in (("d/a.jpg", "JPEG"), ("d/b.jpg", "JPEG")):
         s3.put_object(Bucket=src, Key=key, Body=encode(photo(480, 360, seed=len(key) + len(fmt)), fmt))
         stem = key.rpartition(".")[0]
         expected = dict.fromkeys((f"thumb/{stem}.jpg", f"web/{stem}.jpg", f"web/{stem}.webp"), key)
         wait_for(lambda stem=stem, expected=expected: made_from(s3, dst, stem) == expected, 90, f"renditions of {key}")
+    s3.put_object(Bucket=src, Key="d/a.png", Body=encode(photo(480, 360, seed=9), "PNG"))
+    wait_for(lambda: "d/a.png" in lines("failed", "image"), 90, "d/a.png refused")
+    assert lines("failed", "image")["d/a.png"]["error"]["type"] == "OutputCollision"
 
     s3.delete_object(Bucket=src, Key="d/b.jpg")
-    s3.delete_object(Bucket=src, Key="d/a.jpg")  # its outputs were replaced by d/a.png's
+    s3.delete_object(Bucket=src, Key="d/a.png")  # the outputs it maps to are d/a.jpg's
 
     wait_for(lambda: made_from(s3, dst, "d/b") == {}, 60, "d/b.jpg's renditions removed")
-    logs = local.client("logs")
-
-    def removal_lines() -> dict[str, dict]:
-        events = logs.filter_log_events(logGroupName=out["LogGroupName"], filterPattern='"removed"')["events"]
-        lines = [json.loads(e["message"]) for e in events if e["message"].startswith("{")]
-        return {line["key"]: line for line in lines if line.get("event") == "removed"}
-
-    wait_for(lambda: "d/a.jpg" in removal_lines(), 60, "the d/a.jpg delete event handled")
-    line = removal_lines()["d/a.jpg"]
+    wait_for(lambda: "d/a.png" in lines("removed", "removed"), 60, "the d/a.png delete event handled")
+    line = lines("removed", "removed")["d/a.png"]
     assert line["outcome"] == "skipped" and {r["outcome"] for r in line["renditions"]} == {"kept"}
-    assert made_from(s3, dst, "d/a") == dict.fromkeys(("thumb/d/a.jpg", "web/d/a.jpg", "web/d/a.webp"), "d/a.png")
+    assert made_from(s3, dst, "d/a") == dict.fromkeys(("thumb/d/a.jpg", "web/d/a.jpg", "web/d/a.webp"), "d/a.jpg")
