@@ -33,12 +33,12 @@ from cli.commands.options import (
     YesOpt,
 )
 from cli.console import ExitCode, err_console, human_bytes
-from cli.deploy import artifacts as art
 from cli.deploy import buckets as bkt
 from cli.deploy import changeset, template_api, wiring
 from cli.deploy import package as pkg
 from cli.deploy.api_keys import key_users, secure_api_keys
 from cli.deploy.context import resolve
+from cli.deploy.flow import check_names_free, stage_package
 from cli.deploy.template import render, template
 from cli.errors import fail
 
@@ -134,33 +134,18 @@ def deploy(
     identity = ctx.target.client("sts").get_caller_identity()
     account = identity["Account"]
     ctx.announce(err, account)
-    s3, cfn = ctx.target.client("s3"), ctx.target.client("cloudformation")
-    artifacts = art.artifact_bucket_name(account, region_name)
-    if changeset.describe_stack(cfn, s.stack_name) is None:
-        taken = [b for b in s.bucket_names(account, region_name) if art.bucket_exists(s3, b)]
-        if taken:
-            fail(f"bucket {taken[0]} already exists (kept by an earlier `imgproc destroy`?); the new stack "
-                f"cannot create it: move its objects and delete it, or set deploy.input_bucket/"
-                f"deploy.output_bucket to new names", ExitCode.FAILED)
-        kept_logs = bkt.existing_log_groups(ctx.target.client("logs"), bkt.log_group_names(doc))
-        if kept_logs:
-            fail(f"log group {kept_logs[0]} already exists (kept by an earlier `imgproc destroy`?); the new "
-                 f"stack cannot create it: `aws logs delete-log-group --log-group-name {kept_logs[0]}` "
-                 f"(or export what you need first)", ExitCode.FAILED)
+    check_names_free(ctx, doc, account, region_name)
     with err.status(f"Building the {pkg.RUNTIME}/{s.architecture} package..."):
-        # The same file `imgproc package` writes, so the deployed zip can be inspected.
-        built = pkg.build(Path("build") / f"imgproc-lambda-{s.architecture}.zip", s.architecture,
-                          ctx.config_path)
-    if art.ensure_artifact_bucket(s3, artifacts, region_name, account, tls_policy=not ctx.target.plain_http()):
-        err.print(f"created artifact bucket {artifacts}")
-    uploaded = art.upload_artifact(s3, artifacts, built.key, built.path)
+        staged = stage_package(ctx, account, region_name, lambda line: err.print(line, soft_wrap=True))
+    built = staged.built
     err.print(f"package {human_bytes(built.size)} sha256 {built.sha256[:12]} "
-              f"{'uploaded to' if uploaded else 'already in'} s3://{artifacts}/{built.key}", soft_wrap=True)
-    doc = template(s, presets, groups, code=(artifacts, built.key))
+              f"{'uploaded to' if staged.uploaded else 'already in'} s3://{staged.bucket}/{built.key}", soft_wrap=True)
+    cfn = ctx.target.client("cloudformation")
+    doc = template(s, presets, groups, code=(staged.bucket, built.key))
     with err.status("Planning changes..."):
         plan = changeset.plan(cfn, s.stack_name, render(doc, "json"), doc,
-                        {"CodeBucket": artifacts, "CodeKey": built.key,
-                         **(key_users(ctx.config, identity["Arn"]) if groups is not None else {})})
+                              {**staged.parameters,
+                               **(key_users(ctx.config, identity["Arn"]) if groups is not None else {})})
     if plan.empty:
         out.print(f"[green]No changes:[/] stack {s.stack_name} is up to date.")
     else:
