@@ -102,7 +102,7 @@ def build_tools(args) -> tuple[list[Tool], list[tuple[str, str]]]:
     py = sys.executable
     tools = [
         Tool("imgproc", "imgproc process", _imgproc_argv(),
-             note="draft (DCT 1/2) + cascade, LANCZOS, 2 worker processes"),
+             note="draft (DCT 1/2) + cascade, BICUBIC under 2x, LANCZOS from 2x, reducing_gap 2, 2 worker processes"),
         Tool("naive", "naive Pillow loop", [py, str(TOOLS_DIR / "pillow_naive.py")],
              note="full decode, exif_transpose, LANCZOS from full size per rendition, Pool(2)"),
     ]

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=job.JOBS)
     parser.add_argument("--profile", action="store_true", help="serial, print per-stage ms as JSON")
     parser.add_argument("--resample", choices=("lanczos", "bicubic", "hamming", "bilinear"),
-                        help="experiment: override core.steps.RESAMPLE (bench only; the engine keeps LANCZOS)")
+                        help="experiment: override core.steps.RESAMPLE, the filter of steps of 2x and more (bench only)")
     args = parser.parse_args(argv)
     if args.resample:
         from PIL import Image
