@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import job
 
+from core import memory
 from core.pipeline import render
 from core.recipe import load_config
 
@@ -30,6 +31,7 @@ _STATE: dict = {}
 
 
 def _init(out: Path) -> None:
+    memory.keep_freed_blocks()  # as `imgproc process` workers do
     cfg = load_config(CONFIG)
     _STATE.update(out=out, renditions=cfg.select(["bench"]), limits=cfg.limits)
 
