@@ -328,8 +328,12 @@ def chart(doc, path: Path) -> Path | None:
         ax2.text(r, i, f" {r:.0f}", va="center", fontsize=8)
     ax2.set_xlim(0, max(rss) * 1.25)
     c = doc["corpus"]
+    ident = doc["machine"].get("cpu_identity") or {}
+    cpu = doc["machine"].get("cpu") or "CPU"
+    if ident.get("family"):
+        cpu += f" (family {ident['family']} model {ident.get('model', '?')}{', AVX-512' if 'avx512f' in ident.get('flags', []) else ''})"
     fig.suptitle(f"Same job on {c['photos']} photos ({c['megapixels']:.0f} MP), {doc['jobs']} processes, "
-                 f"median of {doc['runs']} round(s) · {doc['when']}", fontsize=10)
+                 f"median of {doc['runs']} round(s) · {cpu} · {doc['when']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
