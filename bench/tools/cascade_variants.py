@@ -72,7 +72,7 @@ def target(width: int, height: int, box: int) -> tuple[int, int]:
 
 def decoded(path: Path) -> Image.Image:
     """The photo as the engine decodes it for this job (upright here, outside the timing)."""
-    img = Image.open(path)
+    img: Image.Image = Image.open(path)
     w, h = img.size
     need = SIZES[0] / max(w, h)
     img.draft(img.mode, (math.ceil(w * need), math.ceil(h * need)))
