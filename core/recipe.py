@@ -440,7 +440,7 @@ def builtin_config() -> Config:
     return _BUILTIN
 
 
-ENGINE_VERSION = "3"  # bump when the same recipe starts producing different bytes
+ENGINE_VERSION = "4"  # bump when the same recipe starts producing different bytes
 
 
 def recipe_hash(renditions: tuple[Rendition, ...]) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import job
 
+from core import memory
 from core.pipeline import render
 from core.recipe import load_config
 
@@ -30,6 +31,7 @@ _STATE: dict = {}
 
 
 def _init(out: Path) -> None:
+    memory.keep_freed_blocks()  # as `imgproc process` workers do
     cfg = load_config(CONFIG)
     _STATE.update(out=out, renditions=cfg.select(["bench"]), limits=cfg.limits)
 
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=job.JOBS)
     parser.add_argument("--profile", action="store_true", help="serial, print per-stage ms as JSON")
     parser.add_argument("--resample", choices=("lanczos", "bicubic", "hamming", "bilinear"),
-                        help="experiment: override core.steps.RESAMPLE (bench only; the engine keeps LANCZOS)")
+                        help="experiment: override core.steps.RESAMPLE, the filter of steps of 2x and more (bench only)")
     args = parser.parse_args(argv)
     if args.resample:
         from PIL import Image

@@ -21,7 +21,7 @@ from cli.commands.options import ConfigOpt
 from cli.console import ExitCode, err_console, human_bytes, load_config
 from cli.errors import fail
 from cli.process.workers import Pool
-from core import batch
+from core import batch, memory
 from core.codec import check_codecs
 from core.errors import ImgprocError
 from core.recipe import Limits, Rendition
@@ -98,6 +98,7 @@ def run_jobs(
     A worker that dies or overruns costs its file (WorkerDied / ImageTimeout), not the run.
     """
     work = functools.partial(batch.run_job, src, out, renditions=renditions, limits=limits)
+    memory.keep_freed_blocks()  # set before the workers fork: each reuses its freed image memory
     pool = Pool(min(workers, len(jobs)) or 1, work, _failed_job, limits.max_seconds)
     yield from pool.run(jobs)
 
