@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 import lambda_entry
@@ -18,18 +17,9 @@ IN, OUT = "cpu-in", "cpu-out"
 
 
 @pytest.fixture
-def s3(aws, monkeypatch, tmp_path):
-    monkeypatch.setenv("IMGPROC_OUTPUT_BUCKET", OUT)
-    monkeypatch.setenv("IMGPROC_INPUT_BUCKET", IN)
-    for var in ("IMGPROC_INPUT_PREFIX", "IMGPROC_OUTPUT_PREFIX", "IMGPROC_PRESETS", "IMGPROC_MAX_SOURCE_BYTES",
-                "IMGPROC_MAX_PIXELS", "IMGPROC_REKOGNITION", "IMGPROC_CONFIG"):
-        monkeypatch.delenv(var, raising=False)
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=IN)
-    client.create_bucket(Bucket=OUT)
-    lambda_entry.reset()
-    yield client
-    lambda_entry.reset()
+def s3(handler_s3):
+    """moto buckets and a fresh handler cold start, configured like a deployed function."""
+    return handler_s3
 
 
 def use_config(monkeypatch, tmp_path, text: str) -> None:

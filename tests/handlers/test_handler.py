@@ -6,7 +6,6 @@ import json
 from pathlib import PurePosixPath
 from urllib.parse import unquote
 
-import boto3
 import pytest
 
 import lambda_entry
@@ -23,19 +22,9 @@ RENDITIONS = builtin_config().select()
 
 
 @pytest.fixture
-def s3(aws, monkeypatch):
+def s3(handler_s3):
     """moto buckets and a fresh handler cold start, configured like a deployed function."""
-    monkeypatch.setenv("IMGPROC_OUTPUT_BUCKET", OUT)
-    monkeypatch.setenv("IMGPROC_INPUT_BUCKET", IN)
-    for var in ("IMGPROC_INPUT_PREFIX", "IMGPROC_OUTPUT_PREFIX", "IMGPROC_PRESETS", "IMGPROC_MAX_SOURCE_BYTES",
-                "IMGPROC_MAX_PIXELS", "IMGPROC_REKOGNITION", "IMGPROC_CONFIG"):
-        monkeypatch.delenv(var, raising=False)
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=IN)
-    client.create_bucket(Bucket=OUT)
-    lambda_entry.reset()
-    yield client
-    lambda_entry.reset()
+    return handler_s3
 
 
 def invoke(event, context, capsys):

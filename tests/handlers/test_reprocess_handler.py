@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
-import boto3
 import pytest
 
 import lambda_entry
@@ -35,19 +34,9 @@ format = ["jpeg", "webp"]
 
 
 @pytest.fixture
-def s3(aws, monkeypatch, tmp_path):
-    monkeypatch.setenv("IMGPROC_OUTPUT_BUCKET", OUT)
-    monkeypatch.setenv("IMGPROC_INPUT_BUCKET", IN)
-    for var in ("IMGPROC_INPUT_PREFIX", "IMGPROC_OUTPUT_PREFIX", "IMGPROC_PRESETS", "IMGPROC_MAX_SOURCE_BYTES",
-                "IMGPROC_MAX_PIXELS", "IMGPROC_REKOGNITION", "IMGPROC_ON_DELETE"):
-        monkeypatch.delenv(var, raising=False)
+def s3(handler_s3, monkeypatch, tmp_path):
     use_presets(monkeypatch, tmp_path, thumb=100)
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=IN)
-    client.create_bucket(Bucket=OUT)
-    lambda_entry.reset()
-    yield client
-    lambda_entry.reset()
+    return handler_s3
 
 
 def use_presets(monkeypatch, tmp_path, thumb: int) -> None:
