@@ -24,6 +24,9 @@ AREAS = {
     "cli/deploy": ["cli/deploy/*"],
     "cli/logs": ["cli/logs/*"],
     "cli/emulator": ["cli/emulator/*"],
+    "cli/gallery": ["cli/gallery/*"],
+    "cli/reprocess": ["cli/reprocess/*"],
+    "cli/process": ["cli/process/*"],
 }
 
 
