@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from cli.emulator import control, settings
+from cli.emulator import settings
 
 from lambdazip import HANDLER, make_zip
 from processes import alive, descendants
@@ -29,21 +28,6 @@ def imgproc(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedP
     return subprocess.run(
         [str(IMGPROC), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=subprocess_env(),
     )
-
-
-@pytest.fixture
-def state_dir(tmp_path):
-    """A state folder whose emulator is always stopped, even when the test fails."""
-    folder = tmp_path / "state"
-    try:
-        yield folder
-    finally:
-        info = control.read_info(folder)
-        if info:
-            try:
-                os.killpg(info["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def aws(service: str, endpoint: str):

@@ -5,9 +5,7 @@ and every service the project uses comes back after `local down` / `local up` or
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import signal
 import stat
 import subprocess
 import sys
@@ -121,21 +119,6 @@ def test_state_from_another_moto_version_stops_and_is_kept(tmp_path, aws):
 def imgproc(*args: str, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess:
     return subprocess.run([str(IMGPROC), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
                           env=subprocess_env())
-
-
-@pytest.fixture
-def state_dir(tmp_path):
-    """A state folder whose emulator is always stopped, even when the test fails."""
-    folder = tmp_path / "state"
-    try:
-        yield folder
-    finally:
-        info = control.read_info(folder)
-        if info:
-            try:
-                os.killpg(info["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def up(state_dir: Path, cwd: Path, *extra: str) -> str:
