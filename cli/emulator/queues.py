@@ -68,6 +68,9 @@ class EventRoutes:
         self.stats = {"batches": 0, "messages": 0, "deleted": 0, "kept": 0}
         self._stats_lock = threading.Lock()
         self._rule_lock = threading.Lock()
+        # moto's ReceiveMessage checks and marks a message without a lock, so two pollers of one
+        # queue could both receive it; SQS never hands a message to two receivers at once.
+        self._receive_lock = threading.Lock()
 
     # -- patching moto -----------------------------------------------------------------------
 
@@ -185,9 +188,10 @@ class EventRoutes:
         batch: list[dict] = []
         deadline = None
         while len(batch) < size and not self._stop.is_set():
-            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=min(SQS_RECEIVE_MAX, size - len(batch)),
-                                      AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0
-                                      ).get("Messages", [])
+            with self._receive_lock:
+                got = sqs.receive_message(QueueUrl=queue_url, AttributeNames=["All"], MessageAttributeNames=["All"],
+                                          MaxNumberOfMessages=min(SQS_RECEIVE_MAX, size - len(batch)),
+                                          WaitTimeSeconds=0).get("Messages", [])
             batch.extend(got)
             if not batch:
                 return []

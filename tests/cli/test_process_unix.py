@@ -208,6 +208,14 @@ def test_a_run_killed_with_sigkill_is_resumed_not_redone(tmp_path: Path):
 # --- item 11: read-only output, SRC inside OUT, names with brackets ----------------------------
 
 
+def _not_world_readable(path: Path) -> Path | None:
+    """The first folder on the way to ``path`` that other users cannot enter, if any."""
+    for folder in (path, *path.parents):
+        if not folder.stat().st_mode & 0o001:
+            return folder
+    return None
+
+
 def test_a_read_only_output_folder_is_one_error_line_not_a_traceback(tmp_path: Path):
     import subprocess
     import sys
@@ -223,6 +231,9 @@ def test_a_read_only_output_folder_is_one_error_line_not_a_traceback(tmp_path: P
         out.chmod(0o555)
         cmd = [sys.executable, "-c", "from cli.app import main; main()", "process", str(src), "-o", str(out)]
         if os.geteuid() == 0:  # root writes anywhere: run as nobody
+            private = _not_world_readable(Path(__file__).resolve().parents[2])
+            if private:
+                pytest.skip(f"running as root in a checkout only root can read ({private}): nobody could not import imgproc")
             cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
         assert done.returncode == 1, done.stderr

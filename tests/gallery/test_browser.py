@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser import chromium, load_every_image, watch
+from browser import chromium, load_every_image, wait_until, watch
 from gallerydata import HOSTILE_NAME, gallery_photos
 from typer.testing import CliRunner
 
@@ -54,7 +54,7 @@ def compare_state(page) -> dict:
 
 
 def compare_images(page) -> list[dict]:
-    page.wait_for_function("Array.from(document.querySelectorAll('#cmp-grid img')).every((i) => i.complete)")
+    wait_until(page, "() => Array.from(document.querySelectorAll('#cmp-grid img')).every((i) => i.complete)")
     return page.evaluate("""Array.from(document.querySelectorAll('#cmp-grid img'),
         (img) => ({natural: img.naturalWidth, shown: img.getBoundingClientRect().width}))""")
 
@@ -100,9 +100,9 @@ def test_compare_view_is_driven_by_the_keyboard(page):
     page.keyboard.press("Escape")
     assert not compare_state(page)["open"]
     # Focus goes back to the grid, on the last card shown (set by the dialog's close event, a task later).
-    page.wait_for_function("(title) => document.activeElement.matches('button.compare') && "
-                           "document.activeElement.closest('.card').querySelector('h2').textContent === title",
-                           arg=titles[2], timeout=5_000)
+    wait_until(page, "(title) => document.activeElement.matches('button.compare') && "
+               "document.activeElement.closest('.card').querySelector('h2').textContent === title",
+               arg=titles[2], timeout=5)
 
 
 def test_arrow_keys_move_between_cards_in_the_grid(page):

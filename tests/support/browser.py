@@ -86,11 +86,26 @@ def watch(page) -> PageLog:
     return log
 
 
+def wait_until(page, expression: str, arg=None, timeout: float = 10.0) -> None:
+    """Poll ``expression`` from here until it is true.
+
+    Playwright's wait_for_function polls inside the page by compiling the expression there, which
+    the gallery's Content-Security-Policy (no 'unsafe-eval') refuses once it has to poll;
+    page.evaluate runs through the DevTools protocol, which the policy does not govern.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression, arg):
+        assert time.monotonic() < deadline, f"not true within {timeout} s: {expression}"
+        time.sleep(0.05)
+
+
 def load_every_image(page) -> list[dict]:
     """Scroll each <img> into view (they load lazily), wait for all to finish; their sizes and src."""
     for img in page.locator("img").all():
         img.scroll_into_view_if_needed()
-    page.wait_for_function("Array.from(document.images).every((img) => img.complete)", timeout=30_000)
+    wait_until(page, "() => Array.from(document.images).every((img) => img.complete)", timeout=30)
     return page.evaluate(
         "Array.from(document.images, (img) => ({src: img.getAttribute('src'), natural: img.naturalWidth}))"
     )
